@@ -1,0 +1,54 @@
+# Entry points for a fresh Debian bookworm machine (run as root so missing packages install):
+#   make run    install packages, build, start the server in the foreground (data in ./data)
+#   make test   install packages, build, run every test, then again under ASan and UBSan
+# Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
+
+APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
+                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
+                nodejs npm
+JOBS ?= 2
+
+.PHONY: all deps build build-asan run test test-release test-asan node-deps fuzz clean
+
+all: build
+
+# Installs only what is missing, so a prepared machine needs no root and no network.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFABRIK_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j $(JOBS)
+
+run: build
+	mkdir -p data
+	./build/fabrik -b 127.0.0.1:7419 -d ./data
+
+node-deps: deps
+	cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
+
+test: test-release test-asan
+
+test-release: build node-deps
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan node-deps
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE slow
+
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABRIK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+
+clean:
+	rm -rf build build-asan build-fuzz

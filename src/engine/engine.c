@@ -1,0 +1,605 @@
+/* Job state transitions over the store, with in-memory mirrors of sizes and counters. */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timefmt.h"
+
+struct queue {
+    char *name;
+    int64_t size;
+    bool paused;
+    UT_hash_handle hh;
+};
+
+/* How many due jobs one tick moves per set; the rest wait for the next tick, which the server
+ * runs at once, so one huge backlog cannot stall the loop for long. */
+#define TICK_BATCH 1000
+/* Dead-set trimming runs at most this often (seconds). */
+#define DEAD_TRIM_INTERVAL 60.0
+
+double engine_now(const struct engine *e) {
+    return time_wall() + e->clock_offset;
+}
+
+static uint32_t next_random(struct engine *e) {
+    /* xorshift64*: retry jitter needs spread, not secrecy. */
+    uint64_t x = e->random_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->random_state = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static struct queue *queue_find(const struct engine *e, const char *name) {
+    struct queue *q = NULL;
+    HASH_FIND_STR(e->queues, name, q);
+    return q;
+}
+
+static struct queue *queue_add(struct engine *e, const char *name, bool paused) {
+    struct queue *q = queue_find(e, name);
+    if (q)
+        return q;
+    q = xcalloc(1, sizeof *q);
+    q->name = xstrdup(name);
+    q->paused = paused;
+    HASH_ADD_KEYPTR(hh, e->queues, q->name, strlen(q->name), q);
+    return q;
+}
+
+static void queue_drop(struct engine *e, struct queue *q) {
+    HASH_DEL(e->queues, q);
+    free(q->name);
+    free(q);
+}
+
+/* Registers a queue in memory and in the store the first time it holds a job. */
+static int queue_ensure(struct engine *e, const char *name, struct queue **out) {
+    struct queue *q = queue_find(e, name);
+    if (!q) {
+        if (store_put_queue(e->store, name, false) != 0)
+            return -1;
+        q = queue_add(e, name, false);
+    }
+    *out = q;
+    return 0;
+}
+
+static void load_queue_cb(void *ctx, const char *name, bool paused) {
+    queue_add(ctx, name, paused);
+}
+
+static void count_queue_cb(void *ctx, const char *name, int64_t n) {
+    struct engine *e = ctx;
+    struct queue *q = queue_find(e, name);
+    if (!q)
+        q = queue_add(e, name, false);
+    q->size = n;
+}
+
+static void clear_registry(struct engine *e) {
+    struct queue *q, *tmp;
+    HASH_ITER(hh, e->queues, q, tmp) {
+        queue_drop(e, q);
+    }
+}
+
+/* Rebuilds every mirror from the store: after start-up and after a rolled-back iteration. */
+static int reload(struct engine *e) {
+    clear_registry(e);
+    e->tx_processed = e->tx_failures = 0;
+    if (store_load_queues(e->store, load_queue_cb, e) != 0 ||
+        store_count_queued(e->store, count_queue_cb, e) != 0 ||
+        store_count_states(e->store, e->set_size) != 0 ||
+        store_load_counters(e->store, &e->processed, &e->failures) != 0)
+        return -1;
+    e->next_deadline = 0;
+    e->deadline_changed = true;
+    return 0;
+}
+
+int engine_open(struct engine *e, const struct config *cfg, struct store *store, char *err,
+                size_t errlen) {
+    e->cfg = cfg;
+    e->store = store;
+    e->random_state = (uint64_t)(time_wall() * 1e6) | 1;
+    if (reload(e) != 0) {
+        snprintf(err, errlen, "cannot load state: %s", store_error(store));
+        return -1;
+    }
+    e->next_deadline = engine_now(e);   /* run one tick at start-up */
+    return 0;
+}
+
+void engine_close(struct engine *e) {
+    clear_registry(e);
+}
+
+int engine_commit(struct engine *e) {
+    if (!store_in_tx(e->store))
+        return 0;
+    if (store_add_counters(e->store, engine_now(e), e->tx_processed, e->tx_failures) != 0 ||
+        store_commit(e->store) != 0) {
+        engine_abort(e);
+        return -1;
+    }
+    e->tx_processed = e->tx_failures = 0;
+    return 0;
+}
+
+void engine_abort(struct engine *e) {
+    store_rollback(e->store);
+    if (reload(e) != 0)
+        log_error("engine_reload_failed", "error=\"%s\"", store_error(e->store));
+}
+
+/* Lowers the timer deadline when a new due time comes before it. */
+static void note_deadline(struct engine *e, double at) {
+    if (e->next_deadline == 0 || at < e->next_deadline) {
+        e->next_deadline = at;
+        e->deadline_changed = true;
+    }
+}
+
+static void count_move(struct engine *e, enum job_state from, enum job_state to) {
+    e->set_size[from]--;
+    e->set_size[to]++;
+}
+
+/* Bookkeeping after a job entered queue: size, registry and blocked fetchers. */
+static int note_enqueued(struct engine *e, const char *name) {
+    struct queue *q;
+    if (queue_ensure(e, name, &q) != 0)
+        return -1;
+    q->size++;
+    if (e->on_enqueue && !q->paused)
+        e->on_enqueue(e->ctx, name);
+    return 0;
+}
+
+int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
+    double now = engine_now(e);
+    struct job_info info;
+    if (job_prepare(job, now, &info, err, errlen) != 0)
+        return 1;
+    char *payload = json_dumps(job, JSON_COMPACT);
+    if (!payload) {
+        snprintf(err, errlen, "cannot encode job %s", info.jid);
+        return 1;
+    }
+    struct store_job row = {
+        .jid = (char *)info.jid,
+        .queue = (char *)info.queue,
+        .state = info.at > 0 ? JOB_SCHEDULED : JOB_QUEUED,
+        .priority = info.priority,
+        .reserve_for = job_reserve_seconds(job),
+        .at = info.at,
+        .enqueued_at = info.at > 0 ? 0 : now,
+        .payload = payload,
+    };
+    int rc = store_insert_job(e->store, &row);
+    free(payload);
+    if (rc != 0) {
+        snprintf(err, errlen, "storage failure, job %s not stored: %s", info.jid,
+                 store_error(e->store));
+        return -1;
+    }
+    e->set_size[row.state]++;
+    if (row.state == JOB_SCHEDULED) {
+        note_deadline(e, info.at);
+    } else if (note_enqueued(e, info.queue) != 0) {
+        snprintf(err, errlen, "storage failure: %s", store_error(e->store));
+        return -1;
+    }
+    log_debug("job_pushed", "jid=%s queue=%s state=%s", info.jid, info.queue,
+              row.state == JOB_SCHEDULED ? "scheduled" : "queued");
+    return 0;
+}
+
+int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char *wid,
+                 struct store_job *out) {
+    double now = engine_now(e);
+    for (int i = 0; i < nqueues; i++) {
+        struct queue *q = queue_find(e, queues[i]);
+        if (!q || q->paused || q->size <= 0)
+            continue;
+        int rc = store_take_next(e->store, q->name, now, wid, out);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            q->size = 0;   /* the mirror was off; the store is the truth */
+            continue;
+        }
+        q->size--;
+        count_move(e, JOB_QUEUED, JOB_WORKING);
+        note_deadline(e, out->at);
+        log_debug("job_fetched", "jid=%s queue=%s wid=%s", out->jid, out->queue,
+                  wid ? wid : "");
+        return 1;
+    }
+    return 0;
+}
+
+int engine_ack(struct engine *e, const char *jid) {
+    struct store_job job = {0};
+    int rc = store_find_working(e->store, jid, &job);
+    if (rc <= 0)
+        return rc;
+    rc = store_delete_job(e->store, job.id);
+    if (rc == 0) {
+        e->set_size[JOB_WORKING]--;
+        e->processed++;
+        e->tx_processed++;
+        log_debug("job_acked", "jid=%s queue=%s", jid, job.queue);
+    }
+    store_job_clear(&job);
+    return rc;
+}
+
+/* Applies a failure to a working job row: counters, failure record and the next state. */
+static int fail_job(struct engine *e, struct store_job *job,
+                    const struct job_failure_report *report, double now) {
+    e->processed++;
+    e->failures++;
+    e->tx_processed++;
+    e->tx_failures++;
+
+    json_error_t jerr;
+    json_t *doc = json_loads(job->payload, 0, &jerr);
+    if (!json_is_object(doc)) {
+        /* A stored payload always parses; if one does not, keep the job visible in the
+         * dead set rather than dropping it. */
+        json_decref(doc);
+        log_error("job_payload_corrupt", "jid=%s error=\"%s\"", job->jid, jerr.text);
+        count_move(e, JOB_WORKING, JOB_DEAD);
+        return store_move_job(e->store, job->id, JOB_DEAD, now, job->enqueued_at, NULL);
+    }
+
+    double next_at = 0;
+    enum job_fail_outcome outcome = job_record_failure(doc, report, now, next_random(e),
+                                                       &next_at);
+    int rc;
+    if (outcome == JOB_FAIL_DISCARD) {
+        e->set_size[JOB_WORKING]--;
+        rc = store_delete_job(e->store, job->id);
+        log_info("job_discarded", "jid=%s queue=%s errtype=\"%s\"", job->jid, job->queue,
+                 report->errtype);
+    } else {
+        enum job_state to = outcome == JOB_FAIL_RETRY ? JOB_RETRY : JOB_DEAD;
+        char *payload = json_dumps(doc, JSON_COMPACT);
+        rc = store_move_job(e->store, job->id, to, to == JOB_RETRY ? next_at : now,
+                            job->enqueued_at, payload);
+        free(payload);
+        count_move(e, JOB_WORKING, to);
+        if (to == JOB_RETRY)
+            note_deadline(e, next_at);
+        log_debug("job_failed", "jid=%s queue=%s errtype=\"%s\" next=%s", job->jid, job->queue,
+                  report->errtype, to == JOB_RETRY ? "retry" : "dead");
+    }
+    json_decref(doc);
+    return rc;
+}
+
+int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report) {
+    struct store_job job = {0};
+    int rc = store_find_working(e->store, jid, &job);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return 1;
+    rc = fail_job(e, &job, report, engine_now(e));
+    store_job_clear(&job);
+    return rc;
+}
+
+/* Moves one due scheduled or retry job into its queue with a fresh enqueued_at. The move is a
+ * single UPDATE, so a failure leaves the job where it was. */
+static int enqueue_due(struct engine *e, int64_t id, double now) {
+    struct store_job job = {0};
+    int rc = store_get_job(e->store, id, &job);
+    if (rc <= 0)
+        return rc;
+    json_t *doc = json_loads(job.payload, 0, NULL);
+    char *payload = NULL;
+    if (json_is_object(doc)) {
+        job_set_enqueued(doc, now);
+        payload = json_dumps(doc, JSON_COMPACT);
+    }
+    rc = store_move_job(e->store, id, JOB_QUEUED, 0, now, payload);
+    if (rc == 0) {
+        count_move(e, job.state, JOB_QUEUED);
+        rc = note_enqueued(e, job.queue);
+    }
+    free(payload);
+    json_decref(doc);
+    store_job_clear(&job);
+    return rc;
+}
+
+/* Moves due jobs of one set; returns how many moved or -1. */
+static int tick_set(struct engine *e, enum job_state state, double now) {
+    int64_t ids[TICK_BATCH];
+    int n = store_due_ids(e->store, state, now, ids, TICK_BATCH);
+    for (int i = 0; i < n; i++) {
+        if (enqueue_due(e, ids[i], now) != 0)
+            return -1;
+    }
+    return n;
+}
+
+static int tick_reservations(struct engine *e, double now) {
+    int64_t ids[TICK_BATCH];
+    int n = store_due_ids(e->store, JOB_WORKING, now, ids, TICK_BATCH);
+    struct job_failure_report report = {.errtype = "ReservationExpired",
+                                        .message = "Faktory job reservation expired"};
+    for (int i = 0; i < n; i++) {
+        struct store_job job = {0};
+        int rc = store_get_job(e->store, ids[i], &job);
+        if (rc > 0) {
+            log_info("reservation_expired", "jid=%s queue=%s wid=%s", job.jid, job.queue,
+                     job.wid ? job.wid : "");
+            rc = fail_job(e, &job, &report, now);
+        }
+        store_job_clear(&job);
+        if (rc < 0)
+            return -1;
+    }
+    return n;
+}
+
+static int tick_dead(struct engine *e, double now) {
+    if (now - e->last_dead_trim < DEAD_TRIM_INTERVAL &&
+        e->set_size[JOB_DEAD] <= e->cfg->dead_max)
+        return 0;
+    e->last_dead_trim = now;
+    int64_t removed = 0;
+    double before = now - (double)e->cfg->dead_ttl_days * 86400;
+    if (store_trim_dead(e->store, before, e->cfg->dead_max, &removed) != 0)
+        return -1;
+    if (removed > 0) {
+        e->set_size[JOB_DEAD] -= removed;
+        e->tasks.dead_removed += removed;
+        log_info("dead_trimmed", "removed=%lld", (long long)removed);
+    }
+    return 0;
+}
+
+/* Recomputes the earliest time any timer work is due. */
+static int compute_deadline(struct engine *e) {
+    static const enum job_state timed[] = {JOB_SCHEDULED, JOB_RETRY, JOB_WORKING};
+    e->next_deadline = 0;
+    for (size_t i = 0; i < sizeof timed / sizeof timed[0]; i++) {
+        double at;
+        int rc = store_earliest(e->store, timed[i], &at);
+        if (rc < 0)
+            return -1;
+        if (rc > 0 && (e->next_deadline == 0 || at < e->next_deadline))
+            e->next_deadline = at;
+    }
+    e->deadline_changed = true;
+    return 0;
+}
+
+int engine_tick(struct engine *e, double now) {
+    e->tasks.cycles++;
+    double t0 = time_mono();
+    int sched = tick_set(e, JOB_SCHEDULED, now);
+    double t1 = time_mono();
+    int retries = sched < 0 ? -1 : tick_set(e, JOB_RETRY, now);
+    double t2 = time_mono();
+    int expired = retries < 0 ? -1 : tick_reservations(e, now);
+    if (sched < 0 || retries < 0 || expired < 0 || tick_dead(e, now) != 0)
+        return -1;
+    e->tasks.scheduled_enqueued += sched;
+    e->tasks.retries_enqueued += retries;
+    e->tasks.reservations_expired += expired;
+    e->tasks.scheduled_wall += t1 - t0;
+    e->tasks.retries_wall += t2 - t1;
+    if (compute_deadline(e) != 0)
+        return -1;
+    /* A full batch means more is due now: come back at once. */
+    if (sched == TICK_BATCH || retries == TICK_BATCH || expired == TICK_BATCH)
+        e->next_deadline = now;
+    return 0;
+}
+
+struct mutate_scan {
+    const struct mutate_request *req;
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static int mutate_collect(void *ctx, const struct store_job *job) {
+    struct mutate_scan *scan = ctx;
+    json_t *doc = json_loads(job->payload, 0, NULL);
+    bool match = mutate_matches(scan->req, job->payload, strlen(job->payload), doc);
+    json_decref(doc);
+    if (!match)
+        return 0;
+    if (scan->n == scan->cap) {
+        scan->cap = scan->cap ? scan->cap * 2 : 64;
+        scan->ids = xrealloc(scan->ids, scan->cap * sizeof *scan->ids);
+    }
+    scan->ids[scan->n++] = job->id;
+    return 0;
+}
+
+/* Applies one MUTATE action to a matched job. */
+static int mutate_one(struct engine *e, const struct mutate_request *req, int64_t id,
+                      double now) {
+    switch (req->cmd) {
+    case MUTATE_CLEAR:
+    case MUTATE_DISCARD:
+        e->set_size[req->target]--;
+        return store_delete_job(e->store, id);
+    case MUTATE_KILL:
+        if (req->target == JOB_DEAD)
+            return 0;
+        count_move(e, req->target, JOB_DEAD);
+        return store_move_job(e->store, id, JOB_DEAD, now, 0, NULL);
+    case MUTATE_REQUEUE:
+        return enqueue_due(e, id, now);
+    }
+    return 0;
+}
+
+int engine_mutate(struct engine *e, const struct mutate_request *req) {
+    struct mutate_scan scan = {.req = req};
+    if (store_scan(e->store, req->target, mutate_collect, &scan) != 0) {
+        free(scan.ids);
+        return -1;
+    }
+    double now = engine_now(e);
+    int rc = 0;
+    for (size_t i = 0; i < scan.n && rc == 0; i++)
+        rc = mutate_one(e, req, scan.ids[i], now);
+    free(scan.ids);
+    return rc;
+}
+
+/* Calls fn for each named queue, or for every registered one when names[0] is "*". */
+static int each_queue(struct engine *e, char *const *names, int n,
+                      int (*fn)(struct engine *e, struct queue *q, void *arg), void *arg) {
+    if (n > 0 && strcmp(names[0], "*") == 0) {
+        struct queue *q, *tmp;
+        HASH_ITER(hh, e->queues, q, tmp) {
+            if (fn(e, q, arg) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        struct queue *q = queue_find(e, names[i]);
+        if (q && fn(e, q, arg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int set_paused(struct engine *e, struct queue *q, void *arg) {
+    bool paused = *(bool *)arg;
+    if (q->paused == paused)
+        return 0;
+    if (store_put_queue(e->store, q->name, paused) != 0)
+        return -1;
+    q->paused = paused;
+    log_info(paused ? "queue_paused" : "queue_resumed", "queue=%s", q->name);
+    if (!paused && q->size > 0 && e->on_enqueue)
+        e->on_enqueue(e->ctx, q->name);
+    return 0;
+}
+
+int engine_pause_queues(struct engine *e, char *const *names, int n, bool paused) {
+    return each_queue(e, names, n, set_paused, &paused);
+}
+
+static int remove_queue(struct engine *e, struct queue *q, void *arg) {
+    (void)arg;
+    int64_t removed = 0;
+    if (store_clear_queue(e->store, q->name, &removed) != 0 ||
+        store_delete_queue(e->store, q->name) != 0)
+        return -1;
+    e->set_size[JOB_QUEUED] -= removed;
+    log_info("queue_removed", "queue=%s jobs=%lld", q->name, (long long)removed);
+    queue_drop(e, q);
+    return 0;
+}
+
+int engine_remove_queues(struct engine *e, char *const *names, int n) {
+    return each_queue(e, names, n, remove_queue, NULL);
+}
+
+int engine_queue_latency(struct engine *e, const char *name, double *seconds) {
+    *seconds = 0;
+    double enqueued;
+    int rc = store_queue_head(e->store, name, &enqueued);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && enqueued > 0) {
+        double age = engine_now(e) - enqueued;
+        *seconds = age > 0 ? age : 0;
+    }
+    return 0;
+}
+
+int engine_flush(struct engine *e) {
+    if (store_flush(e->store) != 0)
+        return -1;
+    clear_registry(e);
+    memset(e->set_size, 0, sizeof e->set_size);
+    e->processed = e->failures = 0;
+    e->tx_processed = e->tx_failures = 0;
+    log_info("flushed", "%s", "");
+    return 0;
+}
+
+bool engine_queue_paused(const struct engine *e, const char *name) {
+    struct queue *q = queue_find(e, name);
+    return q && q->paused;
+}
+
+int64_t engine_queue_size(const struct engine *e, const char *name) {
+    struct queue *q = queue_find(e, name);
+    return q ? q->size : 0;
+}
+
+unsigned engine_queue_count(const struct engine *e) {
+    return HASH_COUNT(e->queues);
+}
+
+static int compare_queue_names(struct queue *a, struct queue *b) {
+    return strcmp(a->name, b->name);
+}
+
+static json_t *task_scanner(int64_t cycles, int64_t enqueued, int64_t size, double wall) {
+    return json_pack("{s:I, s:I, s:I, s:f}", "cycles", (json_int_t)cycles, "enqueued",
+                     (json_int_t)enqueued, "size", (json_int_t)size, "wall_time_sec", wall);
+}
+
+json_t *engine_info(struct engine *e, int64_t workers, int64_t workers_reaped) {
+    HASH_SORT(e->queues, compare_queue_names);
+    json_t *queues = json_object();
+    int64_t enqueued = 0, count = 0;
+    struct queue *q, *tmp;
+    HASH_ITER(hh, e->queues, q, tmp) {
+        json_object_set_new(queues, q->name, json_integer(q->size));
+        enqueued += q->size;
+        count++;
+    }
+    json_t *sets = json_pack("{s:I, s:I, s:I, s:I}", "dead", (json_int_t)e->set_size[JOB_DEAD],
+                             "retries", (json_int_t)e->set_size[JOB_RETRY], "scheduled",
+                             (json_int_t)e->set_size[JOB_SCHEDULED], "working",
+                             (json_int_t)e->set_size[JOB_WORKING]);
+    struct engine_tasks *t = &e->tasks;
+    json_t *tasks = json_object();
+    json_object_set_new(tasks, "Busy",
+                        json_pack("{s:I, s:I}", "reaped", (json_int_t)t->reservations_expired,
+                                  "size", (json_int_t)e->set_size[JOB_WORKING]));
+    json_object_set_new(tasks, "Dead", task_scanner(t->cycles, t->dead_removed,
+                                                    e->set_size[JOB_DEAD], t->dead_wall));
+    json_object_set_new(tasks, "Retries", task_scanner(t->cycles, t->retries_enqueued,
+                                                       e->set_size[JOB_RETRY], t->retries_wall));
+    json_object_set_new(tasks, "Scheduled",
+                        task_scanner(t->cycles, t->scheduled_enqueued,
+                                     e->set_size[JOB_SCHEDULED], t->scheduled_wall));
+    json_object_set_new(tasks, "Workers", json_pack("{s:I, s:I}", "reaped",
+                                                    (json_int_t)workers_reaped, "size",
+                                                    (json_int_t)workers));
+    json_t *doc = json_object();
+    json_object_set_new(doc, "queues", queues);
+    json_object_set_new(doc, "sets", sets);
+    json_object_set_new(doc, "tasks", tasks);
+    json_object_set_new(doc, "total_failures", json_integer(e->failures));
+    json_object_set_new(doc, "total_processed", json_integer(e->processed));
+    json_object_set_new(doc, "total_enqueued", json_integer(enqueued));
+    json_object_set_new(doc, "total_queues", json_integer(count));
+    return doc;
+}

@@ -1,0 +1,105 @@
+/* The engine moves jobs between states (queued, scheduled, retry, working, dead) through the
+ * store, and keeps the in-memory mirrors that INFO needs without counting rows: queue sizes,
+ * set sizes and lifetime counters. It knows neither sockets nor SQL: FWP handlers, timers and
+ * the web UI all call it, on the loop thread, inside the iteration's open transaction.
+ *
+ * Error convention: functions return 0 on success and -1 when the store failed; the caller
+ * then answers -ERR and the server rolls the whole iteration back (engine_abort). */
+#ifndef FABRIK_ENGINE_H
+#define FABRIK_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/job.h"
+#include "store/store.h"
+
+/* One registered queue. */
+struct queue;
+
+/* Counters of the periodic work, shown in INFO's "tasks". */
+struct engine_tasks {
+    int64_t scheduled_enqueued, retries_enqueued, dead_removed, reservations_expired;
+    int64_t cycles;
+    double scheduled_wall, retries_wall, dead_wall;
+};
+
+struct engine {
+    const struct config *cfg;
+    struct store *store;
+    struct queue *queues;        /* registry by name (uthash) */
+    int64_t set_size[5];         /* jobs per state, including the open transaction */
+    int64_t processed, failures; /* lifetime totals, including the open transaction */
+    int64_t tx_processed, tx_failures; /* the open transaction's share, written at commit */
+    struct engine_tasks tasks;
+    double clock_offset;         /* seconds added to the wall clock (DEBUG CLOCK) */
+    double next_deadline;        /* earliest scheduled, retry or reservation time, 0 = none */
+    bool deadline_changed;       /* next_deadline moved earlier since the timer was armed */
+    double last_dead_trim;
+    uint64_t random_state;
+    /* Called when a queue gains a job, so blocked fetchers can be woken. */
+    void (*on_enqueue)(void *ctx, const char *queue);
+    void *ctx;
+};
+
+/* Loads queues and counters from the store. Returns 0, or -1 with a message in err. */
+int engine_open(struct engine *e, const struct config *cfg, struct store *store, char *err,
+                size_t errlen);
+void engine_close(struct engine *e);
+
+/* The server's clock: wall time plus the test offset. */
+double engine_now(const struct engine *e);
+
+/* Commits the iteration's transaction together with the counter deltas. On failure the
+ * transaction is rolled back and the mirrors are reloaded; returns -1. */
+int engine_commit(struct engine *e);
+/* Rolls the open transaction back and reloads the mirrors from the store. */
+void engine_abort(struct engine *e);
+
+/* Validates and stores a pushed job (takes no ownership of job, but normalises it in place).
+ * Returns 0; 1 when the job is invalid (err holds the reply text without "-ERR "); -1 when
+ * the store failed (err holds the reason). */
+int engine_push(struct engine *e, json_t *job, char *err, size_t errlen);
+
+/* Reserves the next job from the first of queues that is registered, unpaused and not empty.
+ * Returns 1 with out filled (owned), 0 when nothing is available, -1 on a store failure. */
+int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char *wid,
+                 struct store_job *out);
+
+/* Acknowledges the latest reservation of jid; an unknown jid is a success that changes
+ * nothing. Returns 0 or -1. */
+int engine_ack(struct engine *e, const char *jid);
+
+/* Records a failure of jid's latest reservation and moves it to retry, dead or nowhere.
+ * Returns 0, 1 when jid holds no reservation, -1 on a store failure. */
+int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report);
+
+/* Runs everything due at now: scheduled and retry jobs into their queues, expired
+ * reservations as failures, dead-set trimming. Recomputes next_deadline. Returns 0 or -1. */
+int engine_tick(struct engine *e, double now);
+
+/* Applies a MUTATE request. Returns 0 or -1. */
+int engine_mutate(struct engine *e, const struct mutate_request *req);
+
+/* Queue operations by name; "*" as the first name means every registered queue. Unknown
+ * names are ignored, as in Faktory. Return 0 or -1. */
+int engine_pause_queues(struct engine *e, char *const *names, int n, bool paused);
+int engine_remove_queues(struct engine *e, char *const *names, int n);
+/* Seconds since the next job of queue was enqueued; 0 for an empty or unknown queue. */
+int engine_queue_latency(struct engine *e, const char *name, double *seconds);
+
+/* Removes every job, queue and counter. Returns 0 or -1. */
+int engine_flush(struct engine *e);
+
+/* The "faktory" object of INFO (owned by the caller). */
+json_t *engine_info(struct engine *e, int64_t workers, int64_t workers_reaped);
+
+/* Whether a queue is registered and paused / its current size. */
+bool engine_queue_paused(const struct engine *e, const char *name);
+int64_t engine_queue_size(const struct engine *e, const char *name);
+/* Number of registered queues. */
+unsigned engine_queue_count(const struct engine *e);
+
+#endif

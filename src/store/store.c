@@ -1,0 +1,603 @@
+/* SQLite storage: schema, migrations and prepared statements.
+ *
+ * Schema history (PRAGMA user_version):
+ *   1  jobs, queues, counters, daily.
+ * To change the schema, append a migration to `migrations` that moves version N to N+1; the
+ * server applies every missing step in one transaction at start-up and refuses a file whose
+ * version is newer than the last step it knows. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timefmt.h"
+
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  jid TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL DEFAULT 5,"
+    "  reserve_for INTEGER NOT NULL DEFAULT 1800,"
+    "  at REAL NOT NULL DEFAULT 0,"
+    "  enqueued_at REAL NOT NULL DEFAULT 0,"
+    "  reserved_at REAL NOT NULL DEFAULT 0,"
+    "  wid TEXT,"
+    "  payload TEXT NOT NULL);"
+    "CREATE INDEX jobs_queued ON jobs(queue, priority DESC, id) WHERE state = 0;"
+    "CREATE INDEX jobs_scheduled ON jobs(at, id) WHERE state = 1;"
+    "CREATE INDEX jobs_retry ON jobs(at, id) WHERE state = 2;"
+    "CREATE INDEX jobs_working ON jobs(at, id) WHERE state = 3;"
+    "CREATE INDEX jobs_working_jid ON jobs(jid) WHERE state = 3;"
+    "CREATE INDEX jobs_dead ON jobs(at, id) WHERE state = 4;"
+    "CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0)"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE daily (day TEXT PRIMARY KEY, processed INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define JOB_COLUMNS "id, jid, queue, state, priority, reserve_for, at, enqueued_at, " \
+                    "reserved_at, wid, payload"
+
+/* Every statement, prepared once at open. The per-state queries take the state as a
+ * literal so SQLite can use the matching partial index. */
+enum stmt_id {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_INSERT, ST_TAKE, ST_FIND_WORKING, ST_GET, ST_DELETE, ST_MOVE, ST_MOVE_KEEP,
+    ST_DUE_1, ST_DUE_2, ST_DUE_3, ST_DUE_4,
+    ST_EARLIEST_1, ST_EARLIEST_2, ST_EARLIEST_3, ST_EARLIEST_4,
+    ST_SCAN_1, ST_SCAN_2, ST_SCAN_3, ST_SCAN_4,
+    ST_QUEUE_HEAD, ST_CLEAR_QUEUE, ST_PUT_QUEUE, ST_DELETE_QUEUE, ST_LOAD_QUEUES,
+    ST_COUNT_QUEUED, ST_COUNT_STATES, ST_ADD_COUNTER, ST_ADD_DAILY, ST_LOAD_COUNTERS,
+    ST_TRIM_DEAD_AGE, ST_TRIM_DEAD_COUNT, ST_COUNT_DEAD,
+    ST_COUNT
+};
+
+#define STATE_QUERIES(n)                                                                  \
+    [ST_DUE_##n] = "SELECT id FROM jobs WHERE state = " #n " AND at <= ?1 ORDER BY at, id " \
+                   "LIMIT ?2",                                                            \
+    [ST_EARLIEST_##n] = "SELECT at FROM jobs WHERE state = " #n " ORDER BY at, id LIMIT 1", \
+    [ST_SCAN_##n] = "SELECT " JOB_COLUMNS " FROM jobs WHERE state = " #n " ORDER BY at, id"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT] = "INSERT INTO jobs (jid, queue, state, priority, reserve_for, at, enqueued_at,"
+                  " payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TAKE] = "UPDATE jobs SET state = 3, at = ?2 + reserve_for, reserved_at = ?2, wid = ?3"
+                " WHERE id = (SELECT id FROM jobs WHERE state = 0 AND queue = ?1"
+                " ORDER BY priority DESC, id LIMIT 1) RETURNING " JOB_COLUMNS,
+    [ST_FIND_WORKING] = "SELECT " JOB_COLUMNS " FROM jobs WHERE state = 3 AND jid = ?1"
+                        " ORDER BY reserved_at DESC, id DESC LIMIT 1",
+    [ST_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+    [ST_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_MOVE] = "UPDATE jobs SET state = ?2, at = ?3, enqueued_at = ?4, payload = ?5,"
+                " wid = NULL, reserved_at = 0 WHERE id = ?1",
+    [ST_MOVE_KEEP] = "UPDATE jobs SET state = ?2, at = ?3, enqueued_at = ?4,"
+                     " wid = NULL, reserved_at = 0 WHERE id = ?1",
+    STATE_QUERIES(1), STATE_QUERIES(2), STATE_QUERIES(3), STATE_QUERIES(4),
+    [ST_QUEUE_HEAD] = "SELECT enqueued_at FROM jobs WHERE state = 0 AND queue = ?1"
+                      " ORDER BY priority DESC, id LIMIT 1",
+    [ST_CLEAR_QUEUE] = "DELETE FROM jobs WHERE state = 0 AND queue = ?1",
+    [ST_PUT_QUEUE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
+                     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+    [ST_DELETE_QUEUE] = "DELETE FROM queues WHERE name = ?1",
+    [ST_LOAD_QUEUES] = "SELECT name, paused FROM queues ORDER BY name",
+    [ST_COUNT_QUEUED] = "SELECT queue, count(*) FROM jobs WHERE state = 0 GROUP BY queue",
+    [ST_COUNT_STATES] = "SELECT state, count(*) FROM jobs GROUP BY state",
+    [ST_ADD_COUNTER] = "INSERT INTO counters (name, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+    [ST_ADD_DAILY] = "INSERT INTO daily (day, processed, failures) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT (day) DO UPDATE SET processed = processed + excluded.processed,"
+                     " failures = failures + excluded.failures",
+    [ST_LOAD_COUNTERS] = "SELECT name, value FROM counters",
+    [ST_TRIM_DEAD_AGE] = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 4"
+                         " AND at < ?1 ORDER BY at, id LIMIT 10000)",
+    [ST_TRIM_DEAD_COUNT] = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 4"
+                           " ORDER BY at, id LIMIT ?1)",
+    [ST_COUNT_DEAD] = "SELECT count(*) FROM jobs WHERE state = 4",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT];
+    bool in_tx;
+    char error[256];
+};
+
+void store_job_clear(struct store_job *job) {
+    free(job->jid);
+    free(job->queue);
+    free(job->wid);
+    free(job->payload);
+    memset(job, 0, sizeof *job);
+}
+
+const char *store_error(const struct store *s) {
+    return s->error;
+}
+
+bool store_in_tx(const struct store *s) {
+    return s->in_tx;
+}
+
+/* Records the connection's error text and returns -1, so callers can `return fail(s, ...)`. */
+static int fail(struct store *s, const char *what) {
+    snprintf(s->error, sizeof s->error, "%s: %s", what, sqlite3_errmsg(s->db));
+    log_error("store_error", "op=%s error=\"%s\"", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+/* Resets a statement for reuse and returns it. */
+static sqlite3_stmt *stmt(struct store *s, enum stmt_id id) {
+    sqlite3_stmt *st = s->stmt[id];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct store *s, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fail(s, what);
+    return 0;
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col) {
+    const unsigned char *text = sqlite3_column_text(st, col);
+    return text ? xstrndup((const char *)text, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+}
+
+/* Copies the JOB_COLUMNS of the current row into out (owned copies). */
+static void read_job(sqlite3_stmt *st, struct store_job *out) {
+    out->id = sqlite3_column_int64(st, 0);
+    out->jid = column_strdup(st, 1);
+    out->queue = column_strdup(st, 2);
+    out->state = (enum job_state)sqlite3_column_int(st, 3);
+    out->priority = sqlite3_column_int(st, 4);
+    out->reserve_for = sqlite3_column_int(st, 5);
+    out->at = sqlite3_column_double(st, 6);
+    out->enqueued_at = sqlite3_column_double(st, 7);
+    out->reserved_at = sqlite3_column_double(st, 8);
+    out->wid = column_strdup(st, 9);
+    out->payload = column_strdup(st, 10);
+}
+
+static int exec(struct store *s, const char *sql, char *err, size_t errlen) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(struct store *s, const char *path, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "cannot read the schema version of %s: %s", path,
+                 sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errlen,
+                 "%s has schema version %d but this fabrik knows only up to %d; "
+                 "run a newer fabrik or restore a backup",
+                 path, version, SCHEMA_VERSION);
+        return -1;
+    }
+    if (version == SCHEMA_VERSION)
+        return 0;
+
+    char why[512];
+    if (exec(s, "BEGIN IMMEDIATE", why, sizeof why) != 0)
+        goto failed;
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        if (exec(s, migrations[v], why, sizeof why) != 0) {
+            exec(s, "ROLLBACK", err, errlen);
+            goto failed;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+    if (exec(s, sql, why, sizeof why) != 0 || exec(s, "COMMIT", why, sizeof why) != 0)
+        goto failed;
+    log_info("store_migrated", "path=%s from_version=%d to_version=%d", path, version,
+             SCHEMA_VERSION);
+    return 0;
+
+failed:
+    snprintf(err, errlen, "cannot migrate %s from schema version %d: %s", path, version, why);
+    return -1;
+}
+
+int store_open(struct store **out, const char *dir, enum durability durability, char *err,
+               size_t errlen) {
+    *out = NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fabrik.db", dir);
+
+    struct store *s = xcalloc(1, sizeof *s);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    /* WAL keeps readers (INFO, the web UI) off the writer's path; synchronous=FULL fsyncs the
+     * WAL at every commit, NORMAL only at checkpoints, which survives a process crash. */
+    const char *pragmas = durability == DURABILITY_FSYNC
+                              ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
+    char why[512];
+    if (exec(s, pragmas, why, sizeof why) != 0 ||
+        exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;", why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot configure %s: %s", path, why);
+        goto fail;
+    }
+    if (migrate(s, path, err, errlen) != 0)
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(s->db));
+            goto fail;
+        }
+    }
+    *out = s;
+    return 0;
+
+fail:
+    store_close(s);
+    return -1;
+}
+
+void store_close(struct store *s) {
+    if (!s)
+        return;
+    if (s->in_tx)
+        store_rollback(s);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int store_begin(struct store *s) {
+    if (s->in_tx)
+        return 0;
+    if (run(s, stmt(s, ST_BEGIN), "begin") != 0)
+        return -1;
+    s->in_tx = true;
+    return 0;
+}
+
+int store_commit(struct store *s) {
+    if (!s->in_tx)
+        return 0;
+    if (run(s, stmt(s, ST_COMMIT), "commit") != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    s->in_tx = false;
+    return 0;
+}
+
+void store_rollback(struct store *s) {
+    if (!sqlite3_get_autocommit(s->db)) {
+        sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    s->in_tx = false;
+}
+
+/* Starts the transaction lazily, so read-only iterations never write. */
+static int ensure_tx(struct store *s) {
+    return store_begin(s);
+}
+
+int store_insert_job(struct store *s, struct store_job *job) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_INSERT);
+    sqlite3_bind_text(st, 1, job->jid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, job->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, job->state);
+    sqlite3_bind_int(st, 4, job->priority);
+    sqlite3_bind_int(st, 5, job->reserve_for);
+    sqlite3_bind_double(st, 6, job->at);
+    sqlite3_bind_double(st, 7, job->enqueued_at);
+    sqlite3_bind_text(st, 8, job->payload, -1, SQLITE_STATIC);
+    if (run(s, st, "insert job") != 0)
+        return -1;
+    job->id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+/* Steps a statement expected to return at most one job row. */
+static int one_job(struct store *s, sqlite3_stmt *st, struct store_job *out, const char *what) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_job(st, out);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            return fail(s, what);
+        return 1;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return fail(s, what);
+    return 0;
+}
+
+int store_take_next(struct store *s, const char *queue, double now, const char *wid,
+                    struct store_job *out) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_TAKE);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, now);
+    if (wid)
+        sqlite3_bind_text(st, 3, wid, -1, SQLITE_STATIC);
+    return one_job(s, st, out, "reserve job");
+}
+
+int store_find_working(struct store *s, const char *jid, struct store_job *out) {
+    sqlite3_stmt *st = stmt(s, ST_FIND_WORKING);
+    sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+    return one_job(s, st, out, "find reservation");
+}
+
+int store_get_job(struct store *s, int64_t id, struct store_job *out) {
+    sqlite3_stmt *st = stmt(s, ST_GET);
+    sqlite3_bind_int64(st, 1, id);
+    return one_job(s, st, out, "load job");
+}
+
+int store_delete_job(struct store *s, int64_t id) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_DELETE);
+    sqlite3_bind_int64(st, 1, id);
+    return run(s, st, "delete job");
+}
+
+int store_move_job(struct store *s, int64_t id, enum job_state state, double at,
+                   double enqueued_at, const char *payload) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, payload ? ST_MOVE : ST_MOVE_KEEP);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, state);
+    sqlite3_bind_double(st, 3, at);
+    sqlite3_bind_double(st, 4, enqueued_at);
+    if (payload)
+        sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
+    return run(s, st, "move job");
+}
+
+/* Index of the per-state statement family for a set state (scheduled..dead). */
+static enum stmt_id state_stmt(enum stmt_id first, enum job_state state) {
+    return (enum stmt_id)(first + (state - JOB_SCHEDULED));
+}
+
+int store_due_ids(struct store *s, enum job_state state, double until, int64_t *ids, int max) {
+    sqlite3_stmt *st = stmt(s, state_stmt(ST_DUE_1, state));
+    sqlite3_bind_double(st, 1, until);
+    sqlite3_bind_int(st, 2, max);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+        ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fail(s, "find due jobs");
+    return n;
+}
+
+int store_earliest(struct store *s, enum job_state state, double *at) {
+    sqlite3_stmt *st = stmt(s, state_stmt(ST_EARLIEST_1, state));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *at = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "find earliest job");
+    return rc == SQLITE_ROW;
+}
+
+int store_scan(struct store *s, enum job_state state,
+               int (*fn)(void *ctx, const struct store_job *job), void *ctx) {
+    sqlite3_stmt *st = stmt(s, state_stmt(ST_SCAN_1, state));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_job row = {
+            .id = sqlite3_column_int64(st, 0),
+            .jid = (char *)sqlite3_column_text(st, 1),
+            .queue = (char *)sqlite3_column_text(st, 2),
+            .state = (enum job_state)sqlite3_column_int(st, 3),
+            .priority = sqlite3_column_int(st, 4),
+            .reserve_for = sqlite3_column_int(st, 5),
+            .at = sqlite3_column_double(st, 6),
+            .enqueued_at = sqlite3_column_double(st, 7),
+            .reserved_at = sqlite3_column_double(st, 8),
+            .wid = (char *)sqlite3_column_text(st, 9),
+            .payload = (char *)sqlite3_column_text(st, 10),
+        };
+        if (fn(ctx, &row) != 0)
+            break;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "scan jobs");
+    return 0;
+}
+
+int store_queue_head(struct store *s, const char *queue, double *enqueued_at) {
+    sqlite3_stmt *st = stmt(s, ST_QUEUE_HEAD);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *enqueued_at = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "read queue head");
+    return rc == SQLITE_ROW;
+}
+
+int store_clear_queue(struct store *s, const char *queue, int64_t *removed) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_CLEAR_QUEUE);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    if (run(s, st, "clear queue") != 0)
+        return -1;
+    *removed = sqlite3_changes64(s->db);
+    return 0;
+}
+
+int store_put_queue(struct store *s, const char *name, bool paused) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_PUT_QUEUE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, paused);
+    return run(s, st, "save queue");
+}
+
+int store_delete_queue(struct store *s, const char *name) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_DELETE_QUEUE);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    return run(s, st, "delete queue");
+}
+
+int store_load_queues(struct store *s, void (*fn)(void *ctx, const char *name, bool paused),
+                      void *ctx) {
+    sqlite3_stmt *st = stmt(s, ST_LOAD_QUEUES);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1) != 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "load queues");
+}
+
+int store_count_queued(struct store *s, void (*fn)(void *ctx, const char *queue, int64_t n),
+                       void *ctx) {
+    sqlite3_stmt *st = stmt(s, ST_COUNT_QUEUED);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "count queued jobs");
+}
+
+int store_count_states(struct store *s, int64_t counts[5]) {
+    memset(counts, 0, 5 * sizeof counts[0]);
+    sqlite3_stmt *st = stmt(s, ST_COUNT_STATES);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int state = sqlite3_column_int(st, 0);
+        if (state >= 0 && state < 5)
+            counts[state] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "count jobs");
+}
+
+static int add_counter(struct store *s, const char *name, int64_t delta) {
+    sqlite3_stmt *st = stmt(s, ST_ADD_COUNTER);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, delta);
+    return run(s, st, "update counter");
+}
+
+int store_add_counters(struct store *s, double now, int64_t processed, int64_t failures) {
+    if (processed == 0 && failures == 0)
+        return 0;
+    if (ensure_tx(s) != 0 || add_counter(s, "processed", processed) != 0 ||
+        add_counter(s, "failures", failures) != 0)
+        return -1;
+    char day[11];
+    sqlite3_stmt *st = stmt(s, ST_ADD_DAILY);
+    sqlite3_bind_text(st, 1, time_format_day(now, day), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, processed);
+    sqlite3_bind_int64(st, 3, failures);
+    return run(s, st, "update daily counters");
+}
+
+int store_load_counters(struct store *s, int64_t *processed, int64_t *failures) {
+    *processed = *failures = 0;
+    sqlite3_stmt *st = stmt(s, ST_LOAD_COUNTERS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if (strcmp(name, "processed") == 0)
+            *processed = sqlite3_column_int64(st, 1);
+        else if (strcmp(name, "failures") == 0)
+            *failures = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "load counters");
+}
+
+int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *removed) {
+    *removed = 0;
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_TRIM_DEAD_AGE);
+    sqlite3_bind_double(st, 1, before);
+    if (run(s, st, "trim dead jobs") != 0)
+        return -1;
+    *removed += sqlite3_changes64(s->db);
+
+    st = stmt(s, ST_COUNT_DEAD);
+    int rc = sqlite3_step(st);
+    int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return fail(s, "count dead jobs");
+    if (count <= max_keep)
+        return 0;
+    st = stmt(s, ST_TRIM_DEAD_COUNT);
+    sqlite3_bind_int64(st, 1, count - max_keep);
+    if (run(s, st, "cap dead jobs") != 0)
+        return -1;
+    *removed += sqlite3_changes64(s->db);
+    return 0;
+}
+
+int store_flush(struct store *s) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    char why[200];
+    if (exec(s, "DELETE FROM jobs; DELETE FROM queues; DELETE FROM counters; DELETE FROM daily;",
+             why, sizeof why) != 0) {
+        snprintf(s->error, sizeof s->error, "flush: %s", why);
+        return -1;
+    }
+    return 0;
+}
