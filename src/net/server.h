@@ -47,6 +47,7 @@ struct conn {
     enum conn_state state;
     bool counted;             /* counted among open connections past the handshake */
     bool close_after_flush;
+    int bad_commands;         /* malformed commands so far, to rate-limit their log lines */
     struct worker *worker;    /* NULL for producers */
 
     /* Password challenge. */

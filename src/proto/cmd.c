@@ -555,8 +555,12 @@ void cmd_dispatch(struct server *s, struct conn *c, const char *line, size_t len
     char err[128];
     if (proto_parse_line(line, len, &cmd, err, sizeof err) != 0) {
         char sample[4 * 40 + 1];
-        log_info("bad_command", "conn=%llu peer=%s error=\"%s\" sample=\"%s\"",
-                 (unsigned long long)c->id, c->peer, err, log_sample(sample, line, len, 40));
+        /* The first few per connection at info; the rest only at debug, so a client that
+         * sends junk in a loop cannot flood the log. */
+        if (++c->bad_commands <= 5 || log_threshold >= LOG_DEBUG)
+            log_write(c->bad_commands <= 5 ? LOG_INFO : LOG_DEBUG, "bad_command",
+                      "conn=%llu peer=%s error=\"%s\" sample=\"%s\"", (unsigned long long)c->id,
+                      c->peer, err, log_sample(sample, line, len, 40));
         resp_error(conn_reply(c, false), err);
         return;
     }

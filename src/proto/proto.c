@@ -50,24 +50,27 @@ void resp_simple(struct buf *out, const char *text) {
     buf_append(out, "\r\n", 2);
 }
 
-void resp_error(struct buf *out, const char *message) {
-    size_t start = out->len;
-    buf_append(out, "-", 1);
-    /* A message that starts with an upper-case code followed by a space is sent as is
-     * ("NOTUNIQUE Job not unique"); anything else gets the ERR code. */
-    size_t i = 0;
-    while (message[i] >= 'A' && message[i] <= 'Z')
-        i++;
-    if (!(i >= 3 && message[i] == ' '))
-        buf_append(out, "ERR ", 4);
+/* Appends message with CR and LF replaced by spaces, so the reply stays one line. */
+static void append_line_text(struct buf *out, const char *message) {
     size_t body = out->len;
     buf_append_str(out, message);
     for (size_t j = body; j < out->len; j++) {
         if (out->data[j] == '\r' || out->data[j] == '\n')
             out->data[j] = ' ';
     }
-    (void)start;
     buf_append(out, "\r\n", 2);
+}
+
+void resp_error(struct buf *out, const char *message) {
+    buf_append(out, "-ERR ", 5);
+    append_line_text(out, message);
+}
+
+void resp_coded_error(struct buf *out, const char *code, const char *message) {
+    buf_append(out, "-", 1);
+    buf_append_str(out, code);
+    buf_append(out, " ", 1);
+    append_line_text(out, message);
 }
 
 void resp_errorf(struct buf *out, const char *fmt, ...) {

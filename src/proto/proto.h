@@ -26,9 +26,11 @@ int proto_parse_line(const char *line, size_t len, struct proto_command *cmd, ch
 
 void resp_ok(struct buf *out);
 void resp_simple(struct buf *out, const char *text);
-/* Appends "-ERR <message>" (or "-<CODE> ..." when message already starts with a code the
- * caller chose); CR and LF inside message are replaced by spaces so framing stays intact. */
+/* Appends "-ERR <message>"; CR and LF inside message become spaces so framing stays intact. */
 void resp_error(struct buf *out, const char *message);
+/* Appends "-<code> <message>" for the errors that clients tell apart, such as
+ * "-NOTUNIQUE Job not unique". */
+void resp_coded_error(struct buf *out, const char *code, const char *message);
 void resp_errorf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_bulk(struct buf *out, const char *data, size_t len);
 void resp_null(struct buf *out);

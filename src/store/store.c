@@ -285,8 +285,15 @@ void store_close(struct store *s) {
 }
 
 int store_begin(struct store *s) {
-    if (s->in_tx)
+    if (s->in_tx) {
+        /* SQLite rolls a transaction back by itself after some errors (a full disk, for one);
+         * writing on in autocommit mode would then commit piecemeal, so refuse instead. */
+        if (sqlite3_get_autocommit(s->db)) {
+            snprintf(s->error, sizeof s->error, "the transaction was rolled back after an error");
+            return -1;
+        }
         return 0;
+    }
     if (run(s, stmt(s, ST_BEGIN), "begin") != 0)
         return -1;
     s->in_tx = true;
