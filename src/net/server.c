@@ -79,6 +79,20 @@ static void fail_acknowledgements(struct conn *c, const char *why) {
 
 /* ---- connection lifetime ------------------------------------------------------------- */
 
+/* Schedules c's buffered input for the next iteration (after a blocking FETCH or a delayed
+ * handshake, pipelined commands may be waiting). */
+static void conn_resume_later(struct conn *c) {
+    struct server *s = c->srv;
+    if (c->resume_input)
+        return;
+    c->resume_input = true;
+    if (s->nresumed == s->capresumed) {
+        s->capresumed = s->capresumed ? s->capresumed * 2 : 16;
+        s->resumed = xrealloc(s->resumed, s->capresumed * sizeof *s->resumed);
+    }
+    s->resumed[s->nresumed++] = c;
+}
+
 static void waitlist_remove(struct server *s, const char *queue, struct conn *c) {
     struct waitlist *w = NULL;
     HASH_FIND_STR(s->waitlists, queue, w);
@@ -112,7 +126,7 @@ static void conn_unpark(struct conn *c) {
         event_del(c->park_timer);
     if (c->state == CONN_PARKED) {
         c->state = CONN_READY;
-        c->resume_input = true;
+        conn_resume_later(c);
     }
 }
 
@@ -322,14 +336,16 @@ static void end_iteration(struct server *s) {
     flush_replies(s);
     arm_deadline(s);
 
-    for (struct conn *c = s->conns; c; c = c->next) {
-        if (c->resume_input && c->state == CONN_READY) {
-            c->resume_input = false;
+    for (size_t i = 0; i < s->nresumed; i++) {
+        struct conn *c = s->resumed[i];
+        c->resume_input = false;
+        if (c->state == CONN_READY) {
             bufferevent_enable(c->bev, EV_READ);
             bufferevent_trigger(c->bev, EV_READ,
                                 BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
         }
     }
+    s->nresumed = 0;
     while (s->closed) {
         struct conn *c = s->closed;
         s->closed = c->next;
@@ -504,7 +520,7 @@ static void hash_done(void *ctx, uint64_t conn_id, const char *hash_hex) {
         cmd_hello(s, c, line, strlen(line));
         free(line);
         if (c->state == CONN_READY)
-            c->resume_input = true;
+            conn_resume_later(c);
     }
 }
 
@@ -553,10 +569,11 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
     c->srv = s;
     c->bev = bev;
     c->state = CONN_HANDSHAKE;
-    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+    /* Numeric host and port always fit: at most 45 characters of IPv6 text and 5 digits. */
+    char host[48] = "?", port[8] = "?";
     getnameinfo(addr, (socklen_t)socklen, host, sizeof host, port, sizeof port,
                 NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+    snprintf(c->peer, sizeof c->peer, "%.47s:%.7s", host, port);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -791,6 +808,7 @@ static void server_stop(struct server *s) {
     for (size_t i = 0; i < s->ntouched; i++)
         free(s->touched[i]);
     free(s->touched);
+    free(s->resumed);
     config_free(&s->cfg);
 }
 

@@ -106,6 +106,8 @@ struct server {
     struct conn *by_id;       /* hash by id */
     struct conn *dirty;       /* connections with replies to flush */
     struct conn *closed;      /* connections to free at the end of the iteration */
+    struct conn **resumed;    /* unparked connections whose buffered input waits */
+    size_t nresumed, capresumed;
     struct waitlist *waitlists;
     char **touched;           /* queues that gained jobs this iteration */
     size_t ntouched, captouched;
