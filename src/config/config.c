@@ -7,17 +7,16 @@
  * library, and a hand-written reader would need its own conformance tests and fuzzing. */
 #include "config/config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <dirent.h>
 
 #include "config/toml.h"
 #include "util/buf.h"
@@ -27,7 +26,7 @@ enum option_type {
     TYPE_ENVIRONMENT, /* development, staging or production */
     TYPE_LOG_LEVEL,
     TYPE_PATH,        /* a non-empty directory path */
-    TYPE_PASSWORD,    /* the password, or a path starting with / to a file that holds it */
+    TYPE_PASSWORD,    /* the password, or a path starting with / to a file that contains it */
     TYPE_BOOL,        /* 1, true, yes or 0, false, no */
     TYPE_DURABILITY,
     TYPE_SIZE,        /* size_t within min..max */
@@ -56,7 +55,8 @@ struct option_row {
 
 /* Byte limits: a PUSH line carries the whole job, so max_line_bytes must be at least
  * max_job_bytes (checked in check_limits). A job is stored as one SQLite value, and SQLite
- * rejects values over 1,000,000,000 bytes by default (SQLITE_MAX_LENGTH). */
+ * rejects values over 1,000,000,000 bytes by default (SQLITE_MAX_LENGTH). The INT_MAX cap of
+ * max_line_bytes is a sanity bound, not a measured one. */
 static const struct option_row option_rows[] = {
     {"fwp_bind", 'b', "bind", "HOST:PORT", NULL, "faktory", "binding", TYPE_BINDING,
      FIELD(fwp_bind), "127.0.0.1:7419", 1, 65535, false,
@@ -69,7 +69,7 @@ static const struct option_row option_rows[] = {
      "Development, staging or production; outside development a password is required"},
     {"log_level", 'l', "log-level", "LEVEL", NULL, "fabrik", "log_level", TYPE_LOG_LEVEL,
      FIELD(log_level), "info", 0, 0, true,
-     "Lowest level of the log lines written: error, warn, info or debug"},
+     "Minimum severity of the log lines written: error, warn, info or debug"},
     {"data_dir", 'd', "data-dir", "DIR", NULL, NULL, NULL, TYPE_PATH, FIELD(data_dir),
      "./data", 0, 0, false, "Directory of the database file fabrik.db"},
     {"config_dir", 'c', "config-dir", "DIR", NULL, NULL, NULL, TYPE_PATH, FIELD(config_dir),
@@ -81,11 +81,11 @@ static const struct option_row option_rows[] = {
      "Print this help and exit"},
     {"password", 0, NULL, NULL, "FAKTORY_PASSWORD", "faktory", "password", TYPE_PASSWORD,
      FIELD(password), NULL, 0, 0, true,
-     "FWP password, or a path starting with / to a file that holds it; the variable wins "
+     "FWP password, or a path starting with / to a file that contains it; the variable wins "
      "over TOML even when it is empty"},
     {"web_password", 0, NULL, NULL, NULL, "web", "password", TYPE_PASSWORD, FIELD(web_password),
      NULL, 0, 0, true,
-     "Web UI password, or a path starting with / to a file that holds it; unset means the "
+     "Web UI password, or a path starting with / to a file that contains it; unset means the "
      "FWP password"},
     {"skip_password", 0, NULL, NULL, "FAKTORY_SKIP_PASSWORD", NULL, NULL, TYPE_BOOL,
      FIELD(skip_password), "false", 0, 0, true,
@@ -96,10 +96,10 @@ static const struct option_row option_rows[] = {
      "but a power loss can undo the last moments"},
     {"max_line_bytes", 0, NULL, NULL, NULL, "fabrik", "max_line_bytes", TYPE_SIZE,
      FIELD(max_line_bytes), "33554432", 1024, INT_MAX, true,
-     "Longest FWP command line in bytes; at least max_job_bytes"},
+     "Maximum length of an FWP command line in bytes; at least max_job_bytes"},
     {"max_job_bytes", 0, NULL, NULL, NULL, "fabrik", "max_job_bytes", TYPE_SIZE,
      FIELD(max_job_bytes), "16777216", 1024, 1000000000, true,
-     "Largest job JSON in bytes"},
+     "Maximum size of a job JSON in bytes"},
     {"max_connections", 0, NULL, NULL, NULL, "fabrik", "max_connections", TYPE_INT,
      FIELD(max_connections), "2000", 1, 100000, true,
      "Open FWP connections past the handshake; more are rejected"},
@@ -107,14 +107,14 @@ static const struct option_row option_rows[] = {
      FIELD(dead_ttl_days), "180", 1, 3650, true, "Days a dead job is kept"},
     {"dead_max", 0, NULL, NULL, NULL, "fabrik", "dead_max", TYPE_LONG, FIELD(dead_max),
      "100000", 0, 100000000, true,
-     "Most jobs kept in the dead set; the oldest are removed first"},
+     "Maximum number of jobs kept in the dead set; the oldest are removed first"},
 };
 
 #define ROW_COUNT (sizeof option_rows / sizeof option_rows[0])
 _Static_assert(ROW_COUNT <= sizeof(unsigned int) * CHAR_BIT, "flag_rows has one bit per row");
 
-/* Total size of all conf.d files and the size of one password file; both are far above any
- * real configuration and only stop a wrong path from loading a huge file. */
+/* Size limits of all conf.d files together and of one password file. Both are far above any
+ * real configuration, so they only stop a wrong path from loading a huge file. */
 #define CONF_MAX_BYTES (16u << 20)
 #define PASSWORD_FILE_MAX_BYTES 65536
 
@@ -497,8 +497,8 @@ static int parse_flags(struct load *l, int argc, char **argv, enum config_action
         const struct option_row *row = row_by_letter(c, &index);
         if (c == '?' || c == ':' || !row)
             return bad_option(l, c, argv);
-        version |= c == 'v';
-        help |= c == 'h';
+        version |= strcmp(row->name, "version") == 0;
+        help |= strcmp(row->name, "help") == 0;
         if (row->type == TYPE_ACTION)
             continue;
         char why[256];

@@ -69,7 +69,7 @@ std::string_view redefined_table(std::string_view message) {
 }
 
 // Finds where a redefined table was first defined: the text before the failing line parsed
-// cleanly (the parser stops at the first error), so it still holds the first definition.
+// cleanly (the parser stops at the first error), so it still contains the first definition.
 int first_definition_line(std::string_view text, int error_line, std::string_view name) {
     try {
         toml::table prefix = toml::parse(text.substr(0, line_start(text, error_line)));

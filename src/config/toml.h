@@ -14,7 +14,8 @@ extern "C" {
 /* A parsed TOML document; opaque to C. */
 struct toml_doc;
 
-/* Where and why parsing or conversion failed. Lines and columns count from 1; 0 means unknown. */
+/* Location and description of a parse or conversion failure. Lines and columns count from 1,
+ * and 0 means unknown. */
 struct toml_error {
     int line;
     int column;
