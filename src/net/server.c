@@ -617,27 +617,19 @@ static void *tls_context_new(const struct config *cfg) {
     return ctx;
 }
 
-/* Splits "host:port" (host may be empty for all interfaces, or [v6]). */
+/* Opens the FWP listener on a "host:port" binding (empty host: every interface). */
 static int listen_on(struct server *s, const char *binding, char *err, size_t errlen) {
-    const char *colon = strrchr(binding, ':');
-    if (!colon) {
+    char host[256], port[16];
+    int port_number;
+    if (config_parse_binding(binding, host, sizeof host, &port_number) != 0) {
         snprintf(err, errlen, "invalid binding \"%s\": expected host:port", binding);
         return -1;
     }
-    char host[256];
-    size_t hlen = (size_t)(colon - binding);
-    if (hlen >= sizeof host)
-        hlen = sizeof host - 1;
-    memcpy(host, binding, hlen);
-    host[hlen] = '\0';
-    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-        memmove(host, host + 1, hlen - 2);
-        host[hlen - 2] = '\0';
-    }
+    snprintf(port, sizeof port, "%d", port_number);
     struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                     .ai_flags = EVUTIL_AI_PASSIVE};
     struct evutil_addrinfo *ai = NULL;
-    int rc = evutil_getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    int rc = evutil_getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (rc != 0 || !ai) {
         snprintf(err, errlen, "cannot resolve binding \"%s\": %s", binding,
                  evutil_gai_strerror(rc));
