@@ -1,8 +1,9 @@
 'use strict';
 // Crash test: producers and workers run against the real server while it is killed with
-// SIGKILL at random moments and restarted on the same data directory. Afterwards every job
-// whose PUSH got +OK must have been ACKed, and no job may be handed out again after its ACK
-// got +OK.
+// SIGKILL at random moments and restarted on the same data directory. Workers ACK most jobs
+// and FAIL a few. Afterwards every job whose PUSH got +OK must have been ACKed, no job may be
+// handed out again after its ACK got +OK, and every job whose FAIL got +OK must have come
+// back from the retry set.
 //
 // Environment: CRASH_DURABILITY ("fsync" or "os", default "fsync") selects the server's
 // durability setting. CRASH_ROUNDS sets the number of kill rounds (default 24, at least 20).
@@ -19,10 +20,13 @@ const ROUNDS = Math.max(20, Number(process.env.CRASH_ROUNDS || 24));
 const SEED = Number(process.env.CRASH_SEED || Date.now() % 1000000);
 const PRODUCERS = 2;
 const WORKERS = 4;
-// Producers pause while more than MAX_BACKLOG acknowledged pushes wait to be ACKed, so the
-// final drain stays short.
+// Producers pause while more than MAX_BACKLOG acknowledged pushes wait in the queue (pushed,
+// neither ACKed nor FAILed), so the final drain stays short.
 const MAX_BACKLOG = 2000;
 const PUSHB_SIZE = 5;
+// Share of first deliveries that workers FAIL instead of ACK during the kill rounds, so the
+// retry set also lives through the crashes.
+const FAIL_SHARE = 0.05;
 const QUEUE = 'crash';
 // Every EARLY_KILL_EVERY-th round kills the server while it is still starting up.
 const EARLY_KILL_EVERY = 5;
@@ -59,15 +63,22 @@ class Ledger {
         this.fetches = [];
         this.ackOk = new Map();
         this.ackUnknown = new Set();
+        this.failOk = new Map();
         this.unexpected = [];
         this.emptyFetches = 0;
+    }
+
+    // Estimates the queue length. A FAILed job that was ACKed later is subtracted twice, which
+    // only lets producers run a little ahead.
+    backlog() {
+        return this.pushOk.size - this.ackOk.size - this.failOk.size;
     }
 
     roundCounts() {
         return {
             pushOk: this.pushOk.size, fetched: this.fetches.length, ackOk: this.ackOk.size,
-            pushUnknown: this.pushUnknown.size, ackUnknown: this.ackUnknown.size,
-            emptyFetches: this.emptyFetches,
+            failOk: this.failOk.size, pushUnknown: this.pushUnknown.size,
+            ackUnknown: this.ackUnknown.size, emptyFetches: this.emptyFetches,
         };
     }
 }
@@ -88,7 +99,7 @@ async function runProducer(port, round, index, ledger, stop) {
         throw err;
     }
     for (let seq = 0; !stop.flag; seq++) {
-        if (ledger.pushOk.size - ledger.ackOk.size > MAX_BACKLOG) {
+        if (ledger.backlog() > MAX_BACKLOG) {
             await sleep(5);
             continue;
         }
@@ -133,9 +144,10 @@ function recordPush(ledger, jobs, single, reply) {
     ledger.pushRejected.push(`${jobs.map((job) => job.jid).join(',')}: ${JSON.stringify(reply)}`);
 }
 
-// FETCHes and ACKs jobs until the connection ends or stop.flag is set. Returns the number
-// of jobs it handled.
-async function runWorker(port, wid, ledger, stop, stopWhenEmpty) {
+// FETCHes and ACKs jobs until the connection ends or stop.flag is set, or until the first
+// empty FETCH in drain mode. Outside drain mode it FAILs a share of first deliveries.
+// Returns the number of jobs it ACKed or FAILed.
+async function runWorker(port, wid, ledger, stop, drain) {
     let conn;
     try {
         conn = await FwpConnection.open(port, {
@@ -155,7 +167,7 @@ async function runWorker(port, wid, ledger, stop, stopWhenEmpty) {
                 continue;
             }
             if (job === null) {
-                if (stopWhenEmpty) {
+                if (drain) {
                     break;
                 }
                 continue;
@@ -164,7 +176,11 @@ async function runWorker(port, wid, ledger, stop, stopWhenEmpty) {
             if (random() < 0.1) {
                 await sleep(Math.floor(random() * 10));
             }
-            await ackOne(conn, ledger, job.jid);
+            if (!drain && !job.failure && random() < FAIL_SHARE) {
+                await failOne(conn, ledger, job.jid);
+            } else {
+                await ackOne(conn, ledger, job.jid);
+            }
             handled += 1;
         }
     } catch (err) {
@@ -189,7 +205,7 @@ async function fetchOne(conn, ledger) {
         return null;
     }
     const job = JSON.parse(reply.value);
-    ledger.fetches.push({ jid: job.jid, t: performance.now() });
+    ledger.fetches.push({ jid: job.jid, t: performance.now(), failure: job.failure });
     return job;
 }
 
@@ -213,6 +229,20 @@ async function ackOne(conn, ledger, jid) {
         }
     } else {
         ledger.unexpected.push(`ACK ${jid}: ${JSON.stringify(reply)}`);
+    }
+}
+
+async function failOne(conn, ledger, jid) {
+    // As with ACK, a FAIL that was never written leaves the job reserved.
+    if (conn.closed) {
+        throw new ConnectionClosedError(conn.closeReason);
+    }
+    const body = { jid, errtype: 'CrashTestError', message: 'planned failure' };
+    const reply = await conn.command(`FAIL ${JSON.stringify(body)}`);
+    if (reply.kind === 'simple' && reply.value === 'OK') {
+        ledger.failOk.set(jid, performance.now());
+    } else {
+        ledger.unexpected.push(`FAIL ${jid}: ${JSON.stringify(reply)}`);
     }
 }
 
@@ -262,13 +292,14 @@ function leftovers(info) {
     return { queued, scheduled, retries, working, dead };
 }
 
-// Drains the queue with FETCH+ACK, moving the server clock forward between passes until
-// INFO shows no job anywhere.
+// Moves the server clock forward and drains the queue with FETCH+ACK, in passes, until INFO
+// shows no job anywhere.
 async function drainEverything(server, ledger, log) {
     await server.start();
     const conn = await FwpConnection.open(server.port, { hostname: 'crash-control' });
     try {
-        for (let step = 0; ; step++) {
+        for (let step = 1; ; step++) {
+            assert.equal(await control(conn, `DEBUG CLOCK ${CLOCK_STEP_S}`), 'OK');
             const stop = { flag: false };
             const workers = [];
             for (let w = 0; w < DRAIN_WORKERS; w++) {
@@ -276,7 +307,8 @@ async function drainEverything(server, ledger, log) {
             }
             const handled = (await Promise.all(workers)).reduce((sum, count) => sum + count, 0);
             const left = leftovers(await control(conn, 'INFO'));
-            log(`drain pass ${step}: acked ${handled} jobs, left ${JSON.stringify(left)}`);
+            log(`drain pass ${step} after moving the clock ${step * CLOCK_STEP_S} s: ` +
+                `acked ${handled} jobs, left ${JSON.stringify(left)}`);
             if (Object.values(left).every((count) => count === 0)) {
                 return;
             }
@@ -284,7 +316,6 @@ async function drainEverything(server, ledger, log) {
                 throw new Error(`jobs still left after ${MAX_CLOCK_STEPS} clock steps: ` +
                     JSON.stringify(left));
             }
-            assert.equal(await control(conn, `DEBUG CLOCK ${CLOCK_STEP_S}`), 'OK');
         }
     } finally {
         conn.destroy();
@@ -313,6 +344,15 @@ function checkLedger(ledger) {
         .filter(({ jid }) => !ledger.pushOk.has(jid) && !ledger.pushUnknown.has(jid))
         .map(({ jid }) => jid);
     assert.deepEqual(sample(phantoms), [], 'fetched jobs that no producer pushed');
+
+    const failedLater = ledger.fetches.filter(
+        ({ jid, t }) => ledger.failOk.has(jid) && t > ledger.failOk.get(jid));
+    const withoutFailure = failedLater.filter(({ failure }) => !failure).map(({ jid }) => jid);
+    assert.deepEqual(sample(withoutFailure), [],
+        'jobs fetched after their FAIL got +OK that carry no failure block');
+    const retried = new Set(failedLater.map(({ jid }) => jid));
+    const notRetried = [...ledger.failOk.keys()].filter((jid) => !retried.has(jid));
+    assert.deepEqual(sample(notRetried), [], 'jobs whose FAIL got +OK that never came back');
 }
 
 test(`jobs survive ${ROUNDS} SIGKILLs with durability ${DURABILITY}`, async (t) => {
@@ -345,7 +385,7 @@ test(`jobs survive ${ROUNDS} SIGKILLs with durability ${DURABILITY}`, async (t) 
         const fetchedTwice = ledger.fetches.length - new Set(ledger.fetches.map((f) => f.jid)).size;
         t.diagnostic(`pushed ${ledger.pushOk.size} jobs with +OK (${ledger.pushUnknown.size} ` +
             `unanswered), acked ${ledger.ackOk.size} (${ledger.ackUnknown.size} unanswered), ` +
-            `${fetchedTwice} deliveries of already fetched jobs`);
+            `failed ${ledger.failOk.size}, ${fetchedTwice} deliveries of already fetched jobs`);
         passed = true;
     } finally {
         await server.kill();
