@@ -1283,6 +1283,19 @@ static void record_pushed_failure_counts_as_earlier(void **state) {
     json_decref(job);
 }
 
+/* BUG (src/core/job.c job_record_failure): a pushed "failure" object is stored as sent, so the
+ * client chooses retry_count, and retry_count + 1 overflows for INT64_MAX. That is undefined
+ * behaviour (UBSan aborts here), and in practice the count wraps to INT64_MIN, so a job that has
+ * used up its retries counts as fresh and is retried forever. Expected: the job goes to the dead
+ * set. This test fails until the count saturates or the pushed value is checked. */
+static void record_huge_pushed_retry_count(void **state) {
+    (void)state;
+    json_t *job = parse_json("{" VALID_FIELDS ",\"retry\":25,\"failure\":"
+                             "{\"retry_count\":9223372036854775807,\"remaining\":0}}");
+    assert_int_equal(fail_times(job, 1), JOB_FAIL_DEAD);
+    json_decref(job);
+}
+
 static void record_keeps_other_job_fields(void **state) {
     (void)state;
     json_t *job = parse_json("{" VALID_FIELDS ",\"retry\":5,\"custom\":{\"k\":\"v\"},"
@@ -1417,6 +1430,8 @@ int main(void) {
         cmocka_unit_test(record_next_at_uses_backoff),
         cmocka_unit_test(record_pushed_failure_counts_as_earlier),
         cmocka_unit_test(record_keeps_other_job_fields),
+        /* Last, because UBSan aborts the whole program on it until the bug is fixed. */
+        cmocka_unit_test(record_huge_pushed_retry_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
