@@ -290,3 +290,30 @@ check('debug clock makes a scheduled job due', async () => {
     assert.equal(job.jid, jid);
     await client.ack(jid);
 });
+
+// Runs after every test that expects the server clock to match real time.
+check('expired reservation becomes a retry', async () => {
+    const jid = await client.push({ jobtype: 'Slow', queue: 'slow', reserve_for: 60 });
+    const job = await client.fetch('slow');
+    assert.equal(job.jid, jid);
+
+    assert.equal(await client.send(['DEBUG', 'CLOCK', '61']), 'OK');
+    let info = await infoSummary(client);
+    assert.equal(info.working, 0, 'working set after the reservation expired');
+    assert.equal(info.retries, 1, 'retry set after the reservation expired');
+    assert.equal(info.failures, 1, 'total_failures counts the expiry');
+
+    // A late FAIL finds no reservation, a late ACK is a no-op, and the retry stays.
+    await assert.rejects(client.fail(jid, new Error('too late')), /ERR/);
+    assert.equal(await client.ack(jid), 'OK');
+    info = await infoSummary(client);
+    assert.equal(info.retries, 1, 'retry set after the late ACK');
+
+    assert.equal(await client.retries.withJids(jid).requeue(), 'OK');
+    const again = await client.fetch('slow');
+    assert.equal(again.jid, jid);
+    assert.equal(again.failure.retry_count, 0);
+    assert.equal(again.failure.remaining, 25);
+    assert.equal(again.failure.errtype, 'ReservationExpired');
+    assert.equal(await client.ack(jid), 'OK');
+});
