@@ -2,6 +2,7 @@
 #include "core/job.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,7 +272,9 @@ enum job_fail_outcome job_record_failure(json_t *job, const struct job_failure_r
     json_int_t remaining = retry;
     const char *failed_at = NULL;
     if (json_is_object(failure)) {
-        count = json_integer_value(json_object_get(failure, "retry_count")) + 1;
+        /* A client may push its own failure object; saturate instead of overflowing. */
+        json_int_t previous = json_integer_value(json_object_get(failure, "retry_count"));
+        count = previous < 0 ? 0 : previous == INT64_MAX ? INT64_MAX : previous + 1;
         remaining = json_integer_value(json_object_get(failure, "remaining"));
         if (remaining > 0)
             remaining--;

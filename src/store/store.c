@@ -1,7 +1,8 @@
 /* SQLite storage: schema, migrations and prepared statements.
  *
  * Schema history (PRAGMA user_version):
- *   1  jobs, queues, counters, daily.
+ *   1  jobs, queues, counters, daily. jobs.seq orders a queue: it is taken from a counter
+ *      each time a job enters its queue, so a retried or scheduled job joins at the back.
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -31,8 +32,9 @@ static const char *const migrations[] = {
     "  enqueued_at REAL NOT NULL DEFAULT 0,"
     "  reserved_at REAL NOT NULL DEFAULT 0,"
     "  wid TEXT,"
+    "  seq INTEGER NOT NULL DEFAULT 0,"
     "  payload TEXT NOT NULL);"
-    "CREATE INDEX jobs_queued ON jobs(queue, priority DESC, id) WHERE state = 0;"
+    "CREATE INDEX jobs_queued ON jobs(queue, priority DESC, seq) WHERE state = 0;"
     "CREATE INDEX jobs_scheduled ON jobs(at, id) WHERE state = 1;"
     "CREATE INDEX jobs_retry ON jobs(at, id) WHERE state = 2;"
     "CREATE INDEX jobs_working ON jobs(at, id) WHERE state = 3;"
@@ -59,7 +61,7 @@ enum stmt_id {
     ST_SCAN_1, ST_SCAN_2, ST_SCAN_3, ST_SCAN_4,
     ST_QUEUE_HEAD, ST_CLEAR_QUEUE, ST_PUT_QUEUE, ST_DELETE_QUEUE, ST_LOAD_QUEUES,
     ST_COUNT_QUEUED, ST_COUNT_STATES, ST_ADD_COUNTER, ST_ADD_DAILY, ST_LOAD_COUNTERS,
-    ST_TRIM_DEAD_AGE, ST_TRIM_DEAD_COUNT, ST_COUNT_DEAD,
+    ST_TRIM_DEAD_AGE, ST_TRIM_DEAD_COUNT, ST_COUNT_DEAD, ST_MAX_SEQ,
     ST_COUNT
 };
 
@@ -74,21 +76,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO jobs (jid, queue, state, priority, reserve_for, at, enqueued_at,"
-                  " payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  " payload, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_TAKE] = "UPDATE jobs SET state = 3, at = ?2 + reserve_for, reserved_at = ?2, wid = ?3"
                 " WHERE id = (SELECT id FROM jobs WHERE state = 0 AND queue = ?1"
-                " ORDER BY priority DESC, id LIMIT 1) RETURNING " JOB_COLUMNS,
+                " ORDER BY priority DESC, seq LIMIT 1) RETURNING " JOB_COLUMNS,
     [ST_FIND_WORKING] = "SELECT " JOB_COLUMNS " FROM jobs WHERE state = 3 AND jid = ?1"
                         " ORDER BY reserved_at DESC, id DESC LIMIT 1",
     [ST_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
     [ST_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_MOVE] = "UPDATE jobs SET state = ?2, at = ?3, enqueued_at = ?4, payload = ?5,"
-                " wid = NULL, reserved_at = 0 WHERE id = ?1",
+                " wid = NULL, reserved_at = 0, seq = ?6 WHERE id = ?1",
     [ST_MOVE_KEEP] = "UPDATE jobs SET state = ?2, at = ?3, enqueued_at = ?4,"
-                     " wid = NULL, reserved_at = 0 WHERE id = ?1",
+                     " wid = NULL, reserved_at = 0, seq = ?6 WHERE id = ?1",
     STATE_QUERIES(1), STATE_QUERIES(2), STATE_QUERIES(3), STATE_QUERIES(4),
     [ST_QUEUE_HEAD] = "SELECT enqueued_at FROM jobs WHERE state = 0 AND queue = ?1"
-                      " ORDER BY priority DESC, id LIMIT 1",
+                      " ORDER BY priority DESC, seq LIMIT 1",
     [ST_CLEAR_QUEUE] = "DELETE FROM jobs WHERE state = 0 AND queue = ?1",
     [ST_PUT_QUEUE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
                      " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
@@ -107,11 +109,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TRIM_DEAD_COUNT] = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 4"
                            " ORDER BY at, id LIMIT ?1)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM jobs WHERE state = 4",
+    [ST_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM jobs",
 };
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    int64_t last_seq;   /* the seq most recently given to a job entering a queue */
     bool in_tx;
     char error[256];
 };
@@ -265,6 +269,13 @@ int store_open(struct store **out, const char *dir, enum durability durability, 
             goto fail;
         }
     }
+    sqlite3_stmt *st = s->stmt[ST_MAX_SEQ];
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    s->last_seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
     *out = s;
     return 0;
 
@@ -337,6 +348,7 @@ int store_insert_job(struct store *s, struct store_job *job) {
     sqlite3_bind_double(st, 6, job->at);
     sqlite3_bind_double(st, 7, job->enqueued_at);
     sqlite3_bind_text(st, 8, job->payload, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, job->state == JOB_QUEUED ? ++s->last_seq : 0);
     if (run(s, st, "insert job") != 0)
         return -1;
     job->id = sqlite3_last_insert_rowid(s->db);
@@ -403,6 +415,7 @@ int store_move_job(struct store *s, int64_t id, enum job_state state, double at,
     sqlite3_bind_double(st, 4, enqueued_at);
     if (payload)
         sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, state == JOB_QUEUED ? ++s->last_seq : 0);
     return run(s, st, "move job");
 }
 
