@@ -278,7 +278,8 @@ check('mutations on the scheduled set', async () => {
 });
 
 check('debug clock makes a scheduled job due', async () => {
-    const jid = await client.push({ jobtype: 'Clock', queue: 'clock', at: new Date(Date.now() + 3600e3) });
+    const later = new Date(Date.now() + 3600e3);
+    const jid = await client.push({ jobtype: 'Clock', queue: 'clock', at: later });
     let info = await infoSummary(client);
     assert.equal(info.scheduled, 1);
 

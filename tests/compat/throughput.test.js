@@ -6,11 +6,12 @@ const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
 const { FabrikServer } = require('./lib/fabrik-server');
 const { loadFaktory, infoSummary, waitForInfo } = require('./lib/client');
-const { runPipeline, checkPipeline, planFor, JOBTYPE } = require('./lib/pipeline');
+const { runPipeline, checkPipeline, planFor, lateQueue, JOBTYPE } = require('./lib/pipeline');
 
 const JOB_COUNT = 10000;
 const CONCURRENCY = 20;
 const QUEUE = 'compat';
+const LATE_QUEUE = lateQueue(QUEUE);
 
 let server;
 let faktory;
@@ -50,10 +51,11 @@ test('10,000 jobs with planned failures give exact INFO numbers', async (t) => {
     const { expected } = result;
     assert.equal(await client.send(['DEBUG', 'CLOCK', '60']), 'OK', 'DEBUG CLOCK 60 reply');
     const due = await waitForInfo(client, (s) => s.retries === 0, 5000, 'due retries');
-    assert.equal(due.queues[QUEUE], expected.retry, `faktory.queues.${QUEUE} after the clock step`);
+    assert.equal(due.queues[LATE_QUEUE], expected.retry,
+        `faktory.queues.${LATE_QUEUE} after the clock step`);
 
     const retried = [];
-    const worker = new faktory.Worker({ concurrency: CONCURRENCY, queues: [QUEUE] });
+    const worker = new faktory.Worker({ concurrency: CONCURRENCY, queues: [QUEUE, LATE_QUEUE] });
     worker.register(JOBTYPE, () => {});
     worker.use(async (ctx, next) => {
         retried.push(ctx.job);
@@ -61,7 +63,7 @@ test('10,000 jobs with planned failures give exact INFO numbers', async (t) => {
     });
     await worker.work();
     await waitForInfo(client, (s) => s.processed === JOB_COUNT + expected.retry &&
-        s.queues[QUEUE] === 0 && s.working === 0, 30000, 'the retried jobs to be processed');
+        s.queues[LATE_QUEUE] === 0 && s.working === 0, 30000, 'the retried jobs to be processed');
     await worker.stop();
 
     assert.equal(retried.length, expected.retry, 'retried jobs fetched by the second worker');
@@ -78,5 +80,6 @@ test('10,000 jobs with planned failures give exact INFO numbers', async (t) => {
     assert.equal(final.retries, 0, 'faktory.sets.retries at the end');
     assert.equal(final.dead, expected.dead, 'faktory.sets.dead at the end');
     assert.equal(final.queues[QUEUE], 0, `faktory.queues.${QUEUE} at the end`);
+    assert.equal(final.queues[LATE_QUEUE], 0, `faktory.queues.${LATE_QUEUE} at the end`);
     passed = true;
 });

@@ -108,7 +108,9 @@ async function runProducer(port, round, index, ledger, stop) {
         for (let k = 0; k < size; k++) {
             jobs.push(makeJob(`r${round}-p${index}-${seq}-${k}`, round));
         }
-        const line = size === 1 ? `PUSH ${JSON.stringify(jobs[0])}` : `PUSHB ${JSON.stringify(jobs)}`;
+        const line = size === 1
+            ? `PUSH ${JSON.stringify(jobs[0])}`
+            : `PUSHB ${JSON.stringify(jobs)}`;
         let reply;
         try {
             reply = await conn.command(line);
@@ -303,7 +305,8 @@ async function drainEverything(server, ledger, log) {
             const stop = { flag: false };
             const workers = [];
             for (let w = 0; w < DRAIN_WORKERS; w++) {
-                workers.push(runWorker(server.port, `crash-drain-${step}-${w}`, ledger, stop, true));
+                const wid = `crash-drain-${step}-${w}`;
+                workers.push(runWorker(server.port, wid, ledger, stop, true));
             }
             const handled = (await Promise.all(workers)).reduce((sum, count) => sum + count, 0);
             const left = leftovers(await control(conn, 'INFO'));
