@@ -36,11 +36,11 @@ after(async () => {
     assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
 });
 
-async function waitUntil(condition, timeoutMs, what) {
+async function waitUntil(condition, timeoutMs, description) {
     const deadline = Date.now() + timeoutMs;
     while (!condition()) {
         if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
         }
         await sleep(50);
     }

@@ -42,7 +42,7 @@ async function infoSummary(client) {
 
 // Polls INFO until done(summary) is true and returns that summary, or throws with the
 // last summary once timeoutMs has passed.
-async function waitForInfo(client, done, timeoutMs, what) {
+async function waitForInfo(client, done, timeoutMs, description) {
     const deadline = Date.now() + timeoutMs;
     let summary;
     for (;;) {
@@ -51,7 +51,7 @@ async function waitForInfo(client, done, timeoutMs, what) {
             return summary;
         }
         if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ` +
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}; ` +
                 `last INFO: ${JSON.stringify(summary)}`);
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
