@@ -29,6 +29,8 @@
 #define HANDSHAKE_SECONDS 2.0
 #define REAP_AFTER_SECONDS 60.0
 #define HOUSEKEEPING_SECONDS 1.0
+/* At shutdown, how long to keep sending replies that were already committed. */
+#define DRAIN_SECONDS 2
 /* When a store error breaks the timer work, try again after this long. */
 #define TIMER_RETRY_SECONDS 1.0
 
@@ -769,6 +771,48 @@ static int server_start(struct server *s, char *err, size_t errlen) {
     return 0;
 }
 
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+static bool output_pending(struct server *s) {
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* Stops taking work, answers blocked fetchers, and keeps the loop running until every
+ * committed reply has been written (at most DRAIN_SECONDS), so no client misses the answer
+ * to a change that is already on disk. */
+static void drain_connections(struct server *s) {
+    evconnlistener_disable(s->listener);
+    evtimer_del(s->deadline_timer);
+    evtimer_del(s->housekeeping_timer);
+    for (struct conn *c = s->conns; c; c = c->next) {
+        bufferevent_disable(c->bev, EV_READ);
+        if (c->state == CONN_PARKED) {
+            conn_unpark(c);
+            resp_null(conn_reply(c, false));
+        }
+        c->state = CONN_DRAINING;
+    }
+    end_iteration(s);
+
+    bool expired = false;
+    struct event *timeout = evtimer_new(s->base, drain_timeout_cb, &expired);
+    struct timeval tv = {.tv_sec = DRAIN_SECONDS};
+    evtimer_add(timeout, &tv);
+    while (!expired && output_pending(s)) {
+        if (event_base_loop(s->base, EVLOOP_ONCE) < 0)
+            break;
+    }
+    event_free(timeout);
+}
+
 static void server_stop(struct server *s) {
     while (s->conns)
         conn_close(s->conns);
@@ -825,6 +869,7 @@ int server_run(struct config *cfg) {
                 break;
             end_iteration(s);
         }
+        drain_connections(s);
         log_info("stopped", "%s", "");
     }
     server_stop(s);

@@ -29,6 +29,7 @@ enum conn_state {
     CONN_AUTH_WAIT,   /* HELLO received, waiting for the password hash from the hasher thread */
     CONN_READY,
     CONN_PARKED,      /* inside a blocking FETCH */
+    CONN_DRAINING,    /* shutting down: pending replies are sent, no command is read */
     CONN_CLOSED,      /* freed at the end of the iteration */
 };
 
