@@ -606,12 +606,9 @@ static void scheduled_past_at_enqueues_now(void **state) {
     fetch_expect(f, "default", "job-s-0001");
 }
 
-/* BUG (queue order, src/store/store.c ST_TAKE): FETCH orders a queue by priority and then by
- * row id, which is the order of the original PUSH, not the order in which jobs entered the
- * queue. Jobs that enter from the scheduled or retry set (or through MUTATE requeue) therefore
- * go to the front of their queue instead of the back. Faktory pushes due jobs onto the queue in
- * due order behind everything already waiting, and the server contract promises FIFO within a
- * priority. The two tests below fail until the queue order follows the time of entry. */
+/* FETCH order within a priority is the order of entry into the queue, not of the original
+ * PUSH, so jobs coming from the scheduled or retry set line up behind jobs already waiting, as
+ * Faktory's queues do. */
 static void scheduled_due_in_time_order(void **state) {
     struct fixture *f = *state;
     double late = push_scheduled(f, "job-late-001", 200);
@@ -1245,6 +1242,26 @@ static void restart_keeps_everything(void **state) {
     assert_mirrors_match_store(f);
 }
 
+static void restart_keeps_queue_order(void **state) {
+    struct fixture *f = *state;
+    push_and_fail(f, "job-r-0001", "T", "");
+    push_job(f, "job-a-0001", "");
+    push_job(f, "job-b-0001", "");
+    fetch_expect(f, "default", "job-a-0001");
+    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    restart(f);
+
+    /* Jobs entering the queue after the restart line up behind those already waiting. */
+    push_job(f, "job-c-0001", "");
+    struct store_job job;
+    assert_int_equal(find_in_set(f, JOB_RETRY, "job-r-0001", &job), 1);
+    advance_to(f, job.at);
+    store_job_clear(&job);
+    fetch_expect(f, "default", "job-b-0001");
+    fetch_expect(f, "default", "job-c-0001");
+    fetch_expect(f, "default", "job-r-0001");
+}
+
 static void restart_keeps_counters_committed(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
@@ -1350,6 +1367,7 @@ int main(void) {
         ENGINE_TEST(abort_restores_counters_and_sizes),
         ENGINE_TEST(abort_then_commit_persists_nothing),
         ENGINE_TEST(restart_keeps_everything),
+        ENGINE_TEST(restart_keeps_queue_order),
         ENGINE_TEST(restart_keeps_counters_committed),
         ENGINE_TEST(info_reports_queues_sets_and_totals),
     };
