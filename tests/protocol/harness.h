@@ -5,9 +5,9 @@
  *
  * Environment:
  *   FABRIK_BIN        path of the server binary (or pass --server PATH)
- *   FABRIK_TEST_ADDR  host:port of an already running server (development mode, no password);
- *                     cases then FLUSH it instead of starting their own, and cases that need
- *                     their own server (config, password, TLS, restart) are skipped
+ *   FABRIK_TEST_ADDR  host:port of an already running server (development mode, no password).
+ *                     Cases then FLUSH it instead of starting their own. Cases that need their
+ *                     own server (config, password, TLS, restart) are skipped.
  *   FABRIK_TEST_KEEP  set to 1 to keep the temporary directories and server logs
  *   FABRIK_TEST_CASE_TIMEOUT  seconds one case may take (default 90) */
 #ifndef FABRIK_TEST_HARNESS_H

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Deterministic bytes so that a failure can be reproduced. */
 static uint64_t random_state = 0x9e3779b97f4a7c15ULL;
@@ -206,9 +207,133 @@ static void abrupt_disconnects_do_not_disturb_others(void) {
     /* A job must not go to a FETCH whose connection is gone. */
     TH_PUSH(p, "job-after-churn", "\"queue\":\"empty-queue\"");
     TH_FETCH_JID(p, "empty-queue", "job-after-churn");
-    TH_INFO_EQ(p, "server.connections", 1);
+    long long connections = -1;
+    for (int i = 0; i < 100 && connections != 1; i++) {
+        connections = TH_INFO_INT(p, "server.connections");
+        th_sleep_ms(20);
+    }
+    TH_EQ_INT(connections, 1);
     /* Let the 2-second waits of the abandoned FETCHes run out. */
     th_sleep_ms(2500);
+    check_still_serving(srv, p);
+}
+
+static void deeply_nested_json_rejected_or_stored(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    enum { DEPTH = 100000 };
+    char *open = th_keep(malloc(DEPTH + 1));
+    char *close = th_keep(malloc(DEPTH + 1));
+    memset(open, '[', DEPTH);
+    memset(close, ']', DEPTH);
+    open[DEPTH] = close[DEPTH] = '\0';
+    static const char *const verbs[] = { "PUSH", "PUSHB", "ACK", "FAIL", "BEAT", "MUTATE" };
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        const struct th_reply *r =
+            th_cmd(c, "%s {\"jid\":\"job-deep-0001\",\"jobtype\":\"T\",\"wid\":\"w\","
+                      "\"args\":%s%s}", verbs[i], open, close);
+        TH_CHECK(r->kind == TH_ERROR || r->kind == TH_SIMPLE || r->kind == TH_BULK);
+    }
+    TH_CHECK(th_cmd(c, "PUSH %s%s", open, close)->kind == TH_ERROR);
+    check_still_serving(srv, c);
+}
+
+static void special_characters_in_jid_round_trip(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    /* The jid is \"quote\\back\u00e9 */
+    const char *jid_json = "\\\"quote\\\\back\\u00e9";
+    TH_OK(c, "PUSH {\"jid\":\"%s\",\"jobtype\":\"T\",\"args\":[]}", jid_json);
+    json_t *job = TH_FETCH(c, "default");
+    TH_CHECK(job != NULL);
+    TH_EQ_STR(TH_JSTR(job, "jid"), "\"quote\\back\xc3\xa9");
+    TH_OK(c, "FAIL {\"jid\":\"%s\",\"errtype\":\"E\",\"message\":\"m\"}", jid_json);
+    TH_OK(c, "MUTATE {\"cmd\":\"kill\",\"target\":\"retries\",\"filter\":{\"jids\":[\"%s\"]}}",
+          jid_json);
+    TH_INFO_EQ(c, "faktory.sets.dead", 1);
+    TH_OK(c, "MUTATE {\"cmd\":\"requeue\",\"target\":\"dead\",\"filter\":{\"jids\":[\"%s\"]}}",
+          jid_json);
+    job = TH_FETCH(c, "default");
+    TH_CHECK(job != NULL);
+    TH_EQ_STR(TH_JSTR(job, "jid"), "\"quote\\back\xc3\xa9");
+    TH_OK(c, "ACK {\"jid\":\"%s\"}", jid_json);
+    TH_INFO_EQ(c, "faktory.sets.working", 0);
+}
+
+static void odd_fetch_queue_lists(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    TH_PUSH(c, "job-odd-0001", NULL);
+    TH_FETCH_JID(c, "default default", "job-odd-0001");
+    /* fabrik bounds the list at 256 names, and the 256th name still counts. */
+    char *many = th_fmt("q0");
+    for (int i = 1; i < 256; i++) {
+        many = th_fmt("%s q%d", many, i);
+    }
+    TH_PUSH(c, "job-odd-0002", "\"queue\":\"q255\"");
+    TH_FETCH_JID(c, many, "job-odd-0002");
+    TH_EXPECT_PREFIX(c, "-ERR", "FETCH %s q256", many);
+    /* Names that could never hold a job may be rejected or simply wait. */
+    const struct th_reply *r = th_cmd(c, "FETCH a:b");
+    TH_CHECK(r->kind == TH_ERROR || r->kind == TH_NULL);
+    r = th_cmd(c, "FETCH default  other");
+    TH_CHECK(r->kind == TH_ERROR || r->kind == TH_NULL);
+    check_still_serving(srv, c);
+}
+
+static void reset_right_after_command(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    for (int i = 0; i < 30; i++) {
+        TH_PUSH(p, th_fmt("job-reset-%04d", i), NULL);
+    }
+    /* Each client sends a command and resets the connection before the reply can be written,
+     * which happens after the commit. */
+    for (int i = 0; i < 60; i++) {
+        struct th_conn *c = th_worker(srv, th_fmt("reset-worker-%d", i % 3));
+        if (i % 2 == 0) {
+            th_send(c, "FETCH default");
+        } else {
+            th_send(c, "PUSH {\"jid\":\"job-lost-reply-%04d\",\"jobtype\":\"T\",\"args\":[]}",
+                    i);
+        }
+        struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        th_close(c);
+    }
+    th_sleep_ms(300);
+    check_still_serving(srv, p);
+
+    /* A job whose FETCH reply was lost is reserved and comes back when that expires, so
+     * every job is either queued or working. */
+    json_t *info = TH_INFO(p);
+    long long queued = TH_JINT(info, "faktory.queues.default");
+    long long working = TH_JINT(info, "faktory.sets.working");
+    fprintf(stderr, "after resets: %lld queued, %lld working\n", queued, working);
+    TH_EQ_INT(queued + working, 30 + 30);
+}
+
+static void slow_reader_does_not_block_others(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    TH_PUSH(p, "job-slow-0001", "\"args\":[\"padding padding padding padding padding padding\"]");
+    struct th_conn *slow = th_producer(srv);
+    /* Thousands of INFO replies that the client never reads fill both socket buffers. */
+    char *batch = th_fmt("INFO\r\n");
+    for (int i = 0; i < 10; i++) {
+        batch = th_fmt("%s%s", batch, batch);
+    }
+    for (int i = 0; i < 8; i++) {
+        if (th_send_raw(slow, batch, strlen(batch)) != 0) {
+            break;
+        }
+    }
+    th_sleep_ms(200);
+    struct th_conn *other = th_producer(srv);
+    TH_FETCH_JID(other, "default", "job-slow-0001");
+    TH_OK(other, "ACK {\"jid\":\"job-slow-0001\"}");
+    TH_CHECK(th_cmd(p, "INFO")->kind == TH_BULK);
+    th_close(slow);
     check_still_serving(srv, p);
 }
 
@@ -221,6 +346,11 @@ int main(int argc, char **argv) {
         TH_CASE(random_binary_with_newlines_no_crash),
         TH_CASE(junk_instead_of_hello_closes),
         TH_CASE(abrupt_disconnects_do_not_disturb_others),
+        TH_CASE(deeply_nested_json_rejected_or_stored),
+        TH_CASE(special_characters_in_jid_round_trip),
+        TH_CASE(odd_fetch_queue_lists),
+        TH_CASE(reset_right_after_command),
+        TH_CASE(slow_reader_does_not_block_others),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

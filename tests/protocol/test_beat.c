@@ -128,6 +128,24 @@ static void worker_reaped_after_60s_without_beat(void) {
     TH_OK(back, "BEAT {\"wid\":\"silent-worker\"}");
 }
 
+static void reaping_worker_with_waiting_fetch(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    struct th_conn *w = th_worker(srv, "parked-worker");
+    th_send(w, "FETCH parked");
+    th_sleep_ms(100);
+
+    /* The reaper closes the socket while its FETCH is still waiting. */
+    TH_CLOCK(p, 61);
+    TH_EXPECT_CLOSED(w, 3000);
+    TH_PUSH(p, "job-parked-0001", "\"queue\":\"parked\"");
+    th_sleep_ms(2500);
+    TH_EQ_INT(TH_QUEUE_SIZE(p, "parked"), 1);
+    TH_INFO_EQ(p, "faktory.sets.working", 0);
+    struct th_conn *w2 = th_producer(srv);
+    TH_FETCH_JID(w2, "parked", "job-parked-0001");
+}
+
 static void beating_worker_is_never_reaped(void) {
     struct th_server *srv = th_server_start(NULL);
     struct th_conn *p = th_producer(srv);
@@ -161,6 +179,7 @@ int main(int argc, char **argv) {
         TH_CASE(quiet_and_terminate_stop_fetch_on_every_connection),
         TH_CASE(quiet_worker_fetch_waits_two_seconds),
         TH_CASE(worker_reaped_after_60s_without_beat),
+        TH_CASE(reaping_worker_with_waiting_fetch),
         TH_CASE(beating_worker_is_never_reaped),
         TH_CASE(worker_registers_again_after_disconnect),
     };

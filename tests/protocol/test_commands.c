@@ -2,6 +2,7 @@
  * outside development, bare LF line endings and several commands in one packet. */
 #include "harness.h"
 
+#include <signal.h>
 #include <string.h>
 
 static void unknown_commands_are_errors(void) {
@@ -164,6 +165,52 @@ static void several_commands_in_one_packet(void) {
     TH_INFO_EQ(c, "faktory.total_processed", 1);
 }
 
+static void commands_behind_blocked_fetch_wait_their_turn(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    /* Replies come in request order: the PUSH queued behind a waiting FETCH runs after it. */
+    const char *batch = "FETCH later\r\n"
+                        "PUSH {\"jid\":\"job-behind-01\",\"jobtype\":\"T\",\"args\":[],"
+                        "\"queue\":\"later\"}\r\n"
+                        "INFO\r\n";
+    TH_EQ_INT(th_send_raw(c, batch, strlen(batch)), 0);
+    th_read(c, 5000);
+    TH_REPLY(c, "$-1");
+    TH_RANGE(c->reply.elapsed, 1.8, 3.0);
+    th_read(c, 5000);
+    TH_REPLY(c, "+OK");
+    TH_EQ_INT(th_read(c, 5000)->kind, TH_BULK);
+    TH_FETCH_JID(c, "later", "job-behind-01");
+}
+
+static void flush_during_blocked_fetch(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *w = th_producer(srv);
+    struct th_conn *p = th_producer(srv);
+    th_send(w, "FETCH flushed");
+    th_sleep_ms(100);
+    TH_OK(p, "FLUSH");
+    TH_PUSH(p, "job-after-flush", "\"queue\":\"flushed\"");
+    const struct th_reply *r = th_read(w, 5000);
+    TH_EQ_INT(r->kind, TH_BULK);
+    TH_INFO_EQ(p, "faktory.sets.working", 1);
+}
+
+static void invalid_config_reload_keeps_running(void) {
+    struct th_server_opts opts = { .toml = "[fabrik]\nmax_connections = 50\n" };
+    struct th_server *srv = th_server_start(&opts);
+    struct th_conn *c = th_producer(srv);
+    TH_PUSH(c, "job-reload-0001", NULL);
+    th_write_file(th_fmt("%s/conf.d/test.toml", srv->config_dir), "[fabrik\nbroken = = 1\n");
+    th_server_signal(srv, SIGHUP);
+    th_sleep_ms(300);
+    /* A reload that fails keeps the old configuration and the server keeps serving. */
+    TH_CHECK(th_server_alive(srv));
+    TH_FETCH_JID(c, "default", "job-reload-0001");
+    struct th_conn *fresh = th_producer(srv);
+    TH_CHECK(th_cmd(fresh, "INFO")->kind == TH_BULK);
+}
+
 int main(int argc, char **argv) {
     static const struct th_case cases[] = {
         TH_CASE(unknown_commands_are_errors),
@@ -174,6 +221,9 @@ int main(int argc, char **argv) {
         TH_CASE(debug_clock_rejects_bad_argument),
         TH_CASE(bare_lf_commands_work),
         TH_CASE(several_commands_in_one_packet),
+        TH_CASE(commands_behind_blocked_fetch_wait_their_turn),
+        TH_CASE(flush_during_blocked_fetch),
+        TH_CASE(invalid_config_reload_keeps_running),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PASSWORD "s3cret"
@@ -336,11 +337,106 @@ static void connection_cap_rejects_extra_connection(void) {
     TH_CHECK(th_cmd(c1, "INFO")->kind == TH_BULK);
     TH_CHECK(th_cmd(c2, "INFO")->kind == TH_BULK);
 
-    /* A closed connection frees its place. */
+    /* A closed connection frees its place as soon as the server has seen it close. */
     th_close(c2);
-    th_sleep_ms(100);
-    struct th_conn *c4 = th_producer(srv);
-    TH_CHECK(th_cmd(c4, "INFO")->kind == TH_BULK);
+    for (int attempt = 0;; attempt++) {
+        struct th_conn *c4 = send_hello(srv, "{\"v\":2}");
+        th_read(c4, 5000);
+        TH_REPLY(c4, "+OK");
+        if (th_read(c4, 200)->kind == TH_TIMEOUT) {
+            TH_CHECK(th_cmd(c4, "INFO")->kind == TH_BULK);
+            break;
+        }
+        TH_REPLY(c4, "-ERR too many connections: 3");
+        if (attempt == 20) {
+            th_fail("the closed connection still counts against max_connections");
+        }
+        th_close(c4);
+    }
+}
+
+static void connection_cap_counts_only_open_connections(void) {
+    struct th_server_opts opts = { .toml = "[fabrik]\nmax_connections = 2\n" };
+    struct th_server *srv = th_server_start(&opts);
+    struct th_conn *c1 = th_producer(srv);
+    th_producer(srv);
+
+    /* Rejected connections must not keep counting once they are closed. */
+    for (int i = 0; i < 3; i++) {
+        struct th_conn *extra = send_hello(srv, "{\"v\":2}");
+        th_read(extra, 5000);
+        TH_REPLY(extra, "+OK");
+        th_read(extra, 5000);
+        TH_REPLY(extra, "-ERR too many connections: 3");
+        TH_EXPECT_CLOSED(extra, 3000);
+        th_close(extra);
+    }
+    TH_INFO_EQ(c1, "server.connections", 2);
+}
+
+static void concurrent_password_handshakes(void) {
+    struct th_server_opts opts = { .password = PASSWORD };
+    struct th_server *srv = th_server_start(&opts);
+    enum { CONNS = 40 };
+    struct th_conn *conns[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        conns[i] = th_connect(srv);
+        json_t *hi = th_greeting(conns[i]);
+        char hash[65];
+        th_password_hash(i % 4 == 3 ? "wrong" : PASSWORD, TH_JSTR(hi, "s"), TH_JINT(hi, "i"),
+                         hash);
+        th_send(conns[i], "HELLO {\"v\":2,\"wid\":\"hash-worker-%d\",\"pwdhash\":\"%s\"}", i,
+                hash);
+        /* Some clients disappear while their hash is still being checked. */
+        if (i % 5 == 4) {
+            th_close(conns[i]);
+            conns[i] = NULL;
+        }
+    }
+    for (int i = 0; i < CONNS; i++) {
+        if (!conns[i]) {
+            continue;
+        }
+        th_read(conns[i], 10000);
+        TH_REPLY(conns[i], i % 4 == 3 ? "-ERR Invalid password" : "+OK");
+    }
+    struct th_conn *p = th_producer(srv);
+    TH_CHECK(th_cmd(p, "INFO")->kind == TH_BULK);
+}
+
+static void hello_split_across_packets(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_connect(srv);
+    th_greeting(c);
+    const char *parts[] = { "HEL", "LO {\"v\"", ":2,\"wid\":\"split", "-worker\"}\r", "\n" };
+    for (int i = 0; i < 5; i++) {
+        TH_EQ_INT(th_send_raw(c, parts[i], strlen(parts[i])), 0);
+        th_sleep_ms(30);
+    }
+    th_read(c, 5000);
+    TH_REPLY(c, "+OK");
+    TH_OK(c, "BEAT {\"wid\":\"split-worker\"}");
+}
+
+static void oversized_line_before_hello_closes(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_connect(srv);
+    th_greeting(c);
+    /* An unauthenticated client cannot make the server buffer a long line. */
+    char *chunk = th_keep(malloc(1 << 20));
+    memset(chunk, 'x', 1 << 20);
+    TH_EQ_INT(th_send_raw(c, "HELLO {\"hostname\":\"", 19), 0);
+    for (int i = 0; i < 64; i++) {
+        if (th_send_raw(c, chunk, 1 << 20) != 0) {
+            break;
+        }
+    }
+    const char *data;
+    bool closed;
+    th_drain(c, 5000, &data, &closed);
+    TH_CHECK(closed);
+    struct th_conn *p = th_producer(srv);
+    TH_CHECK(th_cmd(p, "INFO")->kind == TH_BULK);
 }
 
 int main(int argc, char **argv) {
@@ -361,6 +457,10 @@ int main(int argc, char **argv) {
         TH_CASE(password_file_reloaded_on_sighup),
         TH_CASE(pwdhash_to_server_without_password_accepted),
         TH_CASE(connection_cap_rejects_extra_connection),
+        TH_CASE(connection_cap_counts_only_open_connections),
+        TH_CASE(concurrent_password_handshakes),
+        TH_CASE(hello_split_across_packets),
+        TH_CASE(oversized_line_before_hello_closes),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

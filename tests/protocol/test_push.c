@@ -367,6 +367,52 @@ static void push_past_at_enqueues_at_once(void) {
     TH_FETCH_JID(c, "default", "job-past-0002");
 }
 
+static void push_extreme_numbers_handled(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    static const char *const extras[] = {
+        "\"retry\":9223372036854775807",
+        "\"retry\":-9223372036854775808",
+        "\"priority\":9223372036854775807",
+        "\"priority\":-9223372036854775808",
+        "\"reserve_for\":-5",
+        "\"reserve_for\":-9223372036854775808",
+        "\"backtrace\":9223372036854775807",
+        "\"failure\":{\"retry_count\":9223372036854775807,\"remaining\":-9223372036854775808,"
+        "\"failed_at\":\"not a time\"}",
+        "\"failure\":{\"retry_count\":\"x\",\"remaining\":null}",
+        "\"at\":\"0001-01-01T00:00:00Z\"",
+        "\"at\":\"1969-12-31T23:59:59.999999999-23:59\"",
+    };
+    enum { COUNT = sizeof extras / sizeof extras[0] };
+    bool accepted[COUNT];
+    for (size_t i = 0; i < COUNT; i++) {
+        const struct th_reply *r = th_cmd(c, "PUSH {\"jid\":\"job-edge-%04zu\",\"jobtype\":\"T\","
+                                             "\"args\":[],%s}", i, extras[i]);
+        /* +OK and -ERR are both fine, as long as an accepted job stays consistent. */
+        TH_CHECK(r->kind == TH_SIMPLE || r->kind == TH_ERROR);
+        accepted[i] = r->kind == TH_SIMPLE;
+    }
+    /* Every accepted job can be fetched and failed, and lands in retries, dead or nowhere. */
+    for (size_t i = 0; i < COUNT; i++) {
+        if (!accepted[i]) {
+            continue;
+        }
+        json_t *job = TH_FETCH(c, "default");
+        TH_CHECK(job != NULL);
+        TH_OK(c, "FAIL {\"jid\":\"%s\",\"errtype\":\"E\",\"message\":\"m\"}",
+              TH_JSTR(job, "jid"));
+    }
+    TH_CLOCK(c, 400 * 86400.0);
+    TH_CHECK(th_cmd(c, "INFO")->kind == TH_BULK);
+
+    /* A far-future schedule is accepted and stays scheduled. */
+    TH_PUSH(c, "job-edge-far", "\"at\":\"9999-12-31T23:59:59.999999999Z\"");
+    TH_INFO_EQ(c, "faktory.sets.scheduled", 1);
+    TH_CLOCK(c, 86400);
+    TH_INFO_EQ(c, "faktory.sets.scheduled", 1);
+}
+
 static char *bulk_job_array(int count, int bad_index, const char *bad_field) {
     char *out = th_fmt("[");
     for (int i = 0; i < count; i++) {
@@ -455,6 +501,7 @@ int main(int argc, char **argv) {
         TH_CASE(push_at_accepts_offsets_and_fractions),
         TH_CASE(push_at_rejects_malformed_times),
         TH_CASE(push_past_at_enqueues_at_once),
+        TH_CASE(push_extreme_numbers_handled),
         TH_CASE(pushb_all_valid_returns_empty_map),
         TH_CASE(pushb_reports_errors_per_jid),
         TH_CASE(pushb_schedules_future_jobs),

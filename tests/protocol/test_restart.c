@@ -175,6 +175,22 @@ static void restored_reservation_can_be_acked_after_crash(void) {
     TH_EQ_INT(TH_JINT(info, "faktory.total_enqueued"), 0);
 }
 
+static void sigterm_during_blocked_fetch_exits_cleanly(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    struct th_conn *w = th_worker(srv, "waiting-worker");
+    TH_PUSH(p, "job-kept-0001", "\"queue\":\"kept\"");
+    th_send(w, "FETCH empty");
+    th_sleep_ms(200);
+    double started = th_now();
+    th_server_stop(srv);
+    TH_RANGE(th_now() - started, 0, 5);
+
+    th_server_restart(srv);
+    p = th_producer(srv);
+    TH_FETCH_JID(p, "kept", "job-kept-0001");
+}
+
 int main(int argc, char **argv) {
     static const struct th_case cases[] = {
         TH_CASE(state_survives_sigterm_restart),
@@ -183,6 +199,7 @@ int main(int argc, char **argv) {
         TH_CASE(restart_twice_keeps_counts_exact),
         TH_CASE(expired_reservation_after_restart_goes_to_retry),
         TH_CASE(restored_reservation_can_be_acked_after_crash),
+        TH_CASE(sigterm_during_blocked_fetch_exits_cleanly),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

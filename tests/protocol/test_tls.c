@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -24,6 +25,35 @@ static void tls_client_full_session(void) {
     TH_OK(w, "ACK {\"jid\":\"job-tls-0001\"}");
     TH_INFO_EQ(c, "faktory.total_processed", 1);
     TH_EXPECT(w, "$-1", "FETCH default");
+}
+
+static void tls_large_job_and_pipelining(void) {
+    struct th_server_opts opts = { .tls = true };
+    struct th_server *srv = th_server_start(&opts);
+    struct th_conn *c = th_producer(srv);
+    enum { SIZE = 4 * 1024 * 1024 };
+    char *arg = th_keep(malloc(SIZE + 1));
+    for (size_t i = 0; i < SIZE; i++) {
+        arg[i] = (char)('a' + i % 26);
+    }
+    arg[SIZE] = '\0';
+    th_send(c, "PUSH {\"jid\":\"job-tls-big\",\"jobtype\":\"T\",\"args\":[\"%s\"]}", arg);
+    th_read(c, 30000);
+    TH_REPLY(c, "+OK");
+    th_send(c, "FETCH default");
+    const struct th_reply *r = th_read(c, 30000);
+    TH_EQ_INT(r->kind, TH_BULK);
+    json_t *job = TH_JSON(r->body, r->body_len);
+    TH_EQ_STR(json_string_value(json_array_get(json_object_get(job, "args"), 0)), arg);
+
+    /* Several commands in one TLS record get their replies in order. */
+    const char *batch = "ACK {\"jid\":\"job-tls-big\"}\r\nCMD\r\nINFO\r\n";
+    TH_EQ_INT(th_send_raw(c, batch, strlen(batch)), 0);
+    th_read(c, 5000);
+    TH_REPLY(c, "+OK");
+    th_read(c, 5000);
+    TH_REPLY(c, "-ERR unknown command CMD");
+    TH_EQ_INT(th_read(c, 5000)->kind, TH_BULK);
 }
 
 static void tls_with_password(void) {
@@ -106,6 +136,7 @@ static void certificate_rotated_on_sighup(void) {
 int main(int argc, char **argv) {
     static const struct th_case cases[] = {
         TH_CASE(tls_client_full_session),
+        TH_CASE(tls_large_job_and_pipelining),
         TH_CASE(tls_with_password),
         TH_CASE(plaintext_client_to_tls_port_closed_quietly),
         TH_CASE(tls_client_to_plain_port_fails_cleanly),
