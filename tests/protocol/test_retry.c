@@ -44,6 +44,26 @@ static void scheduled_job_enqueued_when_due(void) {
     TH_RANGE(TH_TIME(job, "enqueued_at"), due - 0.001, due + 5);
 }
 
+static void waiting_fetch_gets_job_that_comes_due(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    struct th_conn *w = th_producer(srv);
+    char at[64];
+    th_format_time(TH_SERVER_TIME(p) + 30, at, sizeof at);
+    TH_PUSH(p, "job-due-0001", th_fmt("\"at\":\"%s\",\"queue\":\"soon\"", at));
+
+    /* The timer that enqueues the job also hands it to the FETCH that is waiting. */
+    double started = th_now();
+    th_send(w, "FETCH soon");
+    th_sleep_ms(100);
+    TH_CLOCK(p, 31);
+    const struct th_reply *r = th_read(w, 5000);
+    TH_EQ_INT(r->kind, TH_BULK);
+    TH_RANGE(th_now() - started, 0.1, 1.0);
+    json_t *job = TH_JSON(r->body, r->body_len);
+    TH_EQ_STR(TH_JSTR(job, "jid"), "job-due-0001");
+}
+
 static void first_retry_within_backoff_bounds(void) {
     struct th_server *srv = th_server_start(NULL);
     struct th_conn *c = th_producer(srv);
@@ -354,6 +374,7 @@ static void dead_set_capped_at_dead_max(void) {
 int main(int argc, char **argv) {
     static const struct th_case cases[] = {
         TH_CASE(scheduled_job_enqueued_when_due),
+        TH_CASE(waiting_fetch_gets_job_that_comes_due),
         TH_CASE(first_retry_within_backoff_bounds),
         TH_CASE(later_failures_update_failure_object),
         TH_CASE(retry_field_semantics),
