@@ -1,14 +1,17 @@
 # Entry points for a fresh Debian bookworm machine (run as root so missing packages install):
 #   make run    install packages, build, start the server in the foreground (data in ./data)
-#   make test   install packages, build, run every test, then again under ASan and UBSan
+#   make test   install packages, build, run every test, then again under ASan and UBSan, then
+#               run each fuzz target briefly (clang, build-fuzz/)
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
 APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
                 libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
                 nodejs npm
 JOBS ?= 2
+# Seconds each fuzz target runs in test-fuzz.
+FUZZ_SECONDS ?= 10
 
-.PHONY: all deps build build-asan run test test-release test-asan node-deps fuzz clean
+.PHONY: all deps build build-asan run test test-release test-asan test-fuzz node-deps fuzz clean
 
 all: build
 
@@ -37,7 +40,7 @@ run: build
 node-deps: deps
 	cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
 
-test: test-release test-asan
+test: test-release test-asan test-fuzz
 
 test-release: build node-deps
 	cd build && ctest --output-on-failure -j $(JOBS)
@@ -49,6 +52,14 @@ test-asan: build-asan node-deps
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABRIK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
+
+# Builds only the fuzz targets (the rest of build-fuzz is not needed to run them) and runs each
+# for FUZZ_SECONDS over its seed corpus.
+test-fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABRIK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
+	  -DFABRIK_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	cd build-fuzz && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 clean:
 	rm -rf build build-asan build-fuzz
