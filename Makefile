@@ -5,8 +5,7 @@
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
 APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
-                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
-                nodejs npm
+                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev
 JOBS ?= 2
 # Seconds each fuzz target runs in test-fuzz.
 FUZZ_SECONDS ?= 10
@@ -23,6 +22,12 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@# Node and npm run the client tests. A machine may already have them from another source
+	@# (which conflicts with Debian's npm package), so Debian's are installed only when missing.
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing Debian packages: nodejs npm"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
 	fi
 
 build: deps

@@ -70,8 +70,9 @@ int time_parse_rfc3339(const char *text, double *out, char *err, size_t errlen) 
     int mi = read_digits(&p, 2);
     if (mi < 0 || mi > 59 || *p++ != ':')
         goto bad_time;
+    /* Second 60 (a leap second) is rejected, as Go's parser in Faktory rejects it. */
     int s = read_digits(&p, 2);
-    if (s < 0 || s > 60)
+    if (s < 0 || s > 59)
         goto bad_time;
 
     double frac = 0;

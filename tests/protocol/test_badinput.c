@@ -54,8 +54,9 @@ static void malformed_json_answered_with_error(void) {
         "PUSH {not json", "PUSH []", "PUSH \"x\"", "PUSH 1", "PUSH null", "PUSH {}",
         "PUSH {\"jid\":\"12345678\",\"jobtype\":\"T\",\"args\":[}",
         "PUSHB [", "ACK [", "FAIL [", "BEAT [", "BEAT 1",
-        "MUTATE [", "MUTATE {\"cmd\":1}", "MUTATE {\"cmd\":\"kill\",\"target\":\"retries\","
-        "\"filter\":{\"jids\":\"not-a-list\"}}",
+        "MUTATE [", "MUTATE {\"cmd\":1}",
+        ("MUTATE {\"cmd\":\"kill\",\"target\":\"retries\","
+         "\"filter\":{\"jids\":\"not-a-list\"}}"),
         "MUTATE {\"cmd\":\"kill\",\"target\":\"retries\",\"filter\":[]}",
         "FAIL {\"jid\":\"x\",\"backtrace\":\"not-a-list\"}",
         "QUEUE LATENCY", "DEBUG",

@@ -378,8 +378,8 @@ static void push_extreme_numbers_handled(void) {
         "\"reserve_for\":-5",
         "\"reserve_for\":-9223372036854775808",
         "\"backtrace\":9223372036854775807",
-        "\"failure\":{\"retry_count\":9223372036854775807,\"remaining\":-9223372036854775808,"
-        "\"failed_at\":\"not a time\"}",
+        ("\"failure\":{\"retry_count\":9223372036854775807,\"remaining\":-9223372036854775808,"
+         "\"failed_at\":\"not a time\"}"),
         "\"failure\":{\"retry_count\":\"x\",\"remaining\":null}",
         "\"at\":\"0001-01-01T00:00:00Z\"",
         "\"at\":\"1969-12-31T23:59:59.999999999-23:59\"",

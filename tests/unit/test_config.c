@@ -273,8 +273,8 @@ static void test_help_flag(void **state) {
         "Default: 127.0.0.1:7420.",
         "-e, --environment ENV Development, staging or production",
         "Default: $FAKTORY_ENV, else development.",
-        "-l, --log-level LEVEL Minimum severity of the log lines written: error, warn, info or "
-        "debug. Default: info.",
+        ("-l, --log-level LEVEL Minimum severity of the log lines written: error, warn, info or "
+         "debug. Default: info."),
         "-d, --data-dir DIR Directory of the database file fabrik.db. Default: ./data.",
         "-c, --config-dir DIR Directory of conf.d/*.toml",
         "Default: /etc/fabrik.",
