@@ -530,6 +530,39 @@ int engine_queue_latency(struct engine *e, const char *name, double *seconds) {
     return 0;
 }
 
+int engine_job_action(struct engine *e, int64_t id, enum job_state state,
+                      enum engine_action action) {
+    struct store_job job = {0};
+    int rc = store_get_job(e->store, id, &job);
+    if (rc <= 0)
+        return rc;
+    double now = engine_now(e);
+    bool allowed = job.state == state && job.state != JOB_WORKING &&
+                   (action == ENGINE_DELETE || job.state != JOB_QUEUED) &&
+                   (action != ENGINE_KILL || job.state != JOB_DEAD);
+    if (!allowed) {
+        rc = 0;
+    } else if (action == ENGINE_RETRY) {
+        rc = enqueue_due(e, id, now) == 0 ? 1 : -1;
+    } else if (action == ENGINE_KILL) {
+        count_move(e, job.state, JOB_DEAD);
+        rc = store_move_job(e->store, id, JOB_DEAD, now, job.enqueued_at, NULL) == 0 ? 1 : -1;
+    } else {
+        e->set_size[job.state]--;
+        if (job.state == JOB_QUEUED) {
+            struct queue *q = queue_find(e, job.queue);
+            if (q)
+                q->size--;
+        }
+        rc = store_delete_job(e->store, id) == 0 ? 1 : -1;
+    }
+    if (rc > 0)
+        log_info("job_changed", "jid=%s queue=%s action=%s source=web", job.jid, job.queue,
+                 action == ENGINE_RETRY ? "retry" : action == ENGINE_KILL ? "kill" : "delete");
+    store_job_clear(&job);
+    return rc;
+}
+
 int engine_flush(struct engine *e) {
     if (store_flush(e->store) != 0)
         return -1;
@@ -549,6 +582,22 @@ bool engine_queue_paused(const struct engine *e, const char *name) {
 int64_t engine_queue_size(const struct engine *e, const char *name) {
     struct queue *q = queue_find(e, name);
     return q ? q->size : 0;
+}
+
+bool engine_queue_exists(const struct engine *e, const char *name) {
+    return queue_find(e, name) != NULL;
+}
+
+static int compare_queue_names(struct queue *a, struct queue *b);
+
+void engine_each_queue(struct engine *e,
+                       void (*fn)(void *ctx, const char *name, int64_t size, bool paused),
+                       void *ctx) {
+    HASH_SORT(e->queues, compare_queue_names);
+    struct queue *q, *tmp;
+    HASH_ITER(hh, e->queues, q, tmp) {
+        fn(ctx, q->name, q->size, q->paused);
+    }
 }
 
 unsigned engine_queue_count(const struct engine *e) {

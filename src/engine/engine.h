@@ -90,6 +90,18 @@ int engine_remove_queues(struct engine *e, char *const *names, int n);
 /* Seconds since the next job of queue was enqueued; 0 for an empty or unknown queue. */
 int engine_queue_latency(struct engine *e, const char *name, double *seconds);
 
+/* What the web UI can do to one job. */
+enum engine_action {
+    ENGINE_RETRY,    /* scheduled, retry or dead: into its queue now */
+    ENGINE_DELETE,   /* any state but working: removed */
+    ENGINE_KILL,     /* scheduled or retry: into the dead set */
+};
+
+/* Applies action to job id if it is in state. Returns 1 when applied, 0 when the job is gone
+ * or in another state, -1 on a store failure. */
+int engine_job_action(struct engine *e, int64_t id, enum job_state state,
+                      enum engine_action action);
+
 /* Removes every job, queue and counter. Returns 0 or -1. */
 int engine_flush(struct engine *e);
 
@@ -99,6 +111,12 @@ json_t *engine_info(struct engine *e, int64_t workers, int64_t workers_reaped);
 /* Whether a queue is registered and paused / its current size. */
 bool engine_queue_paused(const struct engine *e, const char *name);
 int64_t engine_queue_size(const struct engine *e, const char *name);
+/* Whether name is a registered queue. */
+bool engine_queue_exists(const struct engine *e, const char *name);
+/* Calls fn for every registered queue, sorted by name. */
+void engine_each_queue(struct engine *e,
+                       void (*fn)(void *ctx, const char *name, int64_t size, bool paused),
+                       void *ctx);
 /* Number of registered queues. */
 unsigned engine_queue_count(const struct engine *e);
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "net/hasher.h"
+#include "web/web.h"
 #include "proto/proto.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -275,6 +276,50 @@ static void wake_fetchers(struct server *s) {
 
 /* ---- iteration end: commit, then replies ---------------------------------------------- */
 
+const double commit_bucket_bounds[COMMIT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                     0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+
+/* Commits the open transaction and records how long it took. */
+static int timed_commit(struct server *s) {
+    if (!store_in_tx(s->store))
+        return 0;
+    double start = time_mono();
+    int rc = engine_commit(&s->engine);
+    double took = time_mono() - start;
+    int bucket = 0;
+    while (bucket < COMMIT_BUCKETS && took > commit_bucket_bounds[bucket])
+        bucket++;
+    s->commit_buckets[bucket]++;
+    s->commit_count++;
+    s->commit_seconds += took;
+    return rc;
+}
+
+int server_commit_now(struct server *s) {
+    if (s->tx_failed)
+        return -1;
+    if (timed_commit(s) != 0) {
+        server_fail_tx(s, store_error(s->store));
+        return -1;
+    }
+    return 0;
+}
+
+int server_signal_workers(struct server *s, const char *wid, enum worker_state state) {
+    int changed = 0;
+    struct worker *w, *tmp;
+    HASH_ITER(hh, s->workers.by_wid, w, tmp) {
+        if (strcmp(wid, "*") != 0 && strcmp(wid, w->wid) != 0)
+            continue;
+        if (worker_signal(w, state)) {
+            changed++;
+            log_info("worker_state", "wid=%s state=%s source=web", w->wid,
+                     worker_state_name(w->state));
+        }
+    }
+    return changed;
+}
+
 static void flush_replies(struct server *s) {
     struct conn *c = s->dirty;
     s->dirty = NULL;
@@ -324,7 +369,7 @@ static void end_iteration(struct server *s) {
     else
         s->ntouched = 0;
 
-    if (s->tx_failed || engine_commit(&s->engine) != 0) {
+    if (s->tx_failed || timed_commit(s) != 0) {
         const char *why = s->tx_failed ? s->tx_error : store_error(s->store);
         if (s->tx_failed)
             engine_abort(&s->engine);
@@ -710,6 +755,21 @@ json_t *server_info(struct server *s) {
                      (json_int_t)rss_megabytes());
 }
 
+json_t *server_info_document(struct server *s) {
+    double now = engine_now(&s->engine);
+    char ts[32];
+    time_format_rfc3339(now, ts);
+    char clock[16];
+    snprintf(clock, sizeof clock, "%.8s UTC", ts + 11);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "now", json_string(ts));
+    json_object_set_new(doc, "server_utc_time", json_string(clock));
+    json_object_set_new(doc, "faktory", engine_info(&s->engine, worker_count(&s->workers),
+                                                    s->workers.reaped));
+    json_object_set_new(doc, "server", server_info(s));
+    return doc;
+}
+
 static int setup_events(struct server *s, char *err, size_t errlen) {
     static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
@@ -739,10 +799,8 @@ static void log_startup(struct server *s) {
              (long long)n[JOB_QUEUED], (long long)n[JOB_SCHEDULED], (long long)n[JOB_RETRY],
              (long long)n[JOB_WORKING], (long long)n[JOB_DEAD],
              engine_queue_count(&s->engine));
-    log_info("listening", "fwp=%s", s->cfg.fwp_bind);
-    /* NOTE: the web UI is not built yet; its binding is accepted and reserved, not opened. */
-    log_info("web_ui_unavailable", "web=%s reason=\"not built in this version\"",
-             s->cfg.web_bind);
+    log_info("listening", "fwp=%s web=%s", s->cfg.fwp_bind,
+             s->web ? s->cfg.web_bind : "disabled");
 }
 
 static int server_start(struct server *s, char *err, size_t errlen) {
@@ -765,7 +823,8 @@ static int server_start(struct server *s, char *err, size_t errlen) {
                  s->cfg.tls_key_path);
         return -1;
     }
-    if (setup_events(s, err, errlen) != 0 || listen_on(s, s->cfg.fwp_bind, err, errlen) != 0)
+    if (setup_events(s, err, errlen) != 0 || listen_on(s, s->cfg.fwp_bind, err, errlen) != 0 ||
+        web_start(s, err, errlen) != 0)
         return -1;
     s->started = time_wall();
     return 0;
@@ -824,6 +883,7 @@ static void server_stop(struct server *s) {
     if (s->store && store_in_tx(s->store) && engine_commit(&s->engine) != 0)
         log_error("commit_failed", "error=\"%s\"", store_error(s->store));
     hasher_free(s->hasher);
+    web_stop(s);
     if (s->listener)
         evconnlistener_free(s->listener);
     for (size_t i = 0; i < sizeof s->signal_events / sizeof s->signal_events[0]; i++) {

@@ -23,6 +23,11 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct server;
+struct web;
+
+/* Buckets (upper bounds in seconds) of the commit-time histogram behind /metrics. */
+#define COMMIT_BUCKETS 12
+extern const double commit_bucket_bounds[COMMIT_BUCKETS];
 
 enum conn_state {
     CONN_HANDSHAKE,   /* greeting sent, waiting for HELLO */
@@ -120,7 +125,11 @@ struct server {
     bool tx_failed;           /* a write failed this iteration: roll it back */
     char tx_error[256];
     bool stopping;
-    bool deadline_armed_for_zero;
+
+    struct web *web;          /* the HTTP server, NULL when the web port is disabled */
+    uint64_t commit_buckets[COMMIT_BUCKETS + 1];  /* last slot: slower than every bound */
+    uint64_t commit_count;
+    double commit_seconds;
 };
 
 /* Runs the server until SIGTERM or SIGINT. cfg is moved into the server (zeroed on return).
@@ -145,8 +154,16 @@ void conn_close_after_flush(struct conn *c);
 /* Runs every timer that is due at the engine's current clock (DEBUG CLOCK uses it). */
 int server_run_timers(struct server *s);
 
-/* Fills the "server" part of INFO. */
+/* The "server" part of INFO, and the whole INFO document (both owned by the caller). */
 json_t *server_info(struct server *s);
+json_t *server_info_document(struct server *s);
+
+/* Commits the iteration's open transaction now, for an HTTP request that must not answer
+ * before its change is on disk. Returns 0, or -1 after which the iteration counts as failed. */
+int server_commit_now(struct server *s);
+
+/* Moves one worker (or every worker when wid is "*") to state; returns how many changed. */
+int server_signal_workers(struct server *s, const char *wid, enum worker_state state);
 
 /* The handshake and command dispatch (proto/cmd.c). */
 void cmd_hello(struct server *s, struct conn *c, const char *line, size_t len);

@@ -381,17 +381,7 @@ static void cmd_beat(struct server *s, struct conn *c, const struct proto_comman
 
 static void cmd_info(struct server *s, struct conn *c, const struct proto_command *cmd) {
     (void)cmd;
-    double now = engine_now(&s->engine);
-    char ts[32];
-    time_format_rfc3339(now, ts);
-    char clock[16];
-    snprintf(clock, sizeof clock, "%.8s UTC", ts + 11);
-    json_t *doc = json_object();
-    json_object_set_new(doc, "now", json_string(ts));
-    json_object_set_new(doc, "server_utc_time", json_string(clock));
-    json_object_set_new(doc, "faktory", engine_info(&s->engine, worker_count(&s->workers),
-                                                    s->workers.reaped));
-    json_object_set_new(doc, "server", server_info(s));
+    json_t *doc = server_info_document(s);
     char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9));
     resp_bulk(conn_reply(c, false), text, strlen(text));
     free(text);

@@ -621,3 +621,121 @@ int store_flush(struct store *s) {
     }
     return 0;
 }
+
+/* Builds the WHERE clause and ORDER BY of a listing; parameters ?1..?4 are queue, jobtype,
+ * errtype and search, each NULL when unused. The state is a literal so the partial index of
+ * that state serves the ORDER BY. */
+static void query_sql(char *sql, size_t len, const char *select, const struct store_query *q,
+                      bool ordered) {
+    const char *order = "";
+    if (ordered) {
+        if (q->state == JOB_QUEUED)
+            order = " ORDER BY priority DESC, seq";
+        else if (q->state == JOB_WORKING)
+            order = " ORDER BY reserved_at, id";
+        else
+            order = q->newest_first ? " ORDER BY at DESC, id DESC" : " ORDER BY at, id";
+    }
+    snprintf(sql, len,
+             "SELECT %s FROM jobs WHERE state = %d"
+             " AND (?1 IS NULL OR queue = ?1)"
+             " AND (?2 IS NULL OR json_extract(payload, '$.jobtype') = ?2)"
+             " AND (?3 IS NULL OR json_extract(payload, '$.failure.errtype') = ?3)"
+             " AND (?4 IS NULL OR instr(lower(payload), lower(?4)) > 0)%s%s",
+             select, (int)q->state, order, ordered ? " LIMIT ?5 OFFSET ?6" : "");
+}
+
+static int prepare_query(struct store *s, const char *sql, const struct store_query *q,
+                         sqlite3_stmt **out) {
+    if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) != SQLITE_OK)
+        return fail(s, "prepare listing");
+    const char *params[] = {q->queue, q->jobtype, q->errtype, q->search};
+    for (int i = 0; i < 4; i++) {
+        if (params[i])
+            sqlite3_bind_text(*out, i + 1, params[i], -1, SQLITE_STATIC);
+    }
+    return 0;
+}
+
+int store_list(struct store *s, const struct store_query *q,
+               int (*fn)(void *ctx, const struct store_job *job), void *ctx) {
+    char sql[1024];
+    query_sql(sql, sizeof sql, JOB_COLUMNS, q, true);
+    sqlite3_stmt *st;
+    if (prepare_query(s, sql, q, &st) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 5, q->limit);
+    sqlite3_bind_int64(st, 6, q->offset);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_job row = {
+            .id = sqlite3_column_int64(st, 0),
+            .jid = (char *)sqlite3_column_text(st, 1),
+            .queue = (char *)sqlite3_column_text(st, 2),
+            .state = (enum job_state)sqlite3_column_int(st, 3),
+            .priority = sqlite3_column_int(st, 4),
+            .reserve_for = sqlite3_column_int(st, 5),
+            .at = sqlite3_column_double(st, 6),
+            .enqueued_at = sqlite3_column_double(st, 7),
+            .reserved_at = sqlite3_column_double(st, 8),
+            .wid = (char *)sqlite3_column_text(st, 9),
+            .payload = (char *)sqlite3_column_text(st, 10),
+        };
+        if (fn(ctx, &row) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "list jobs");
+    return 0;
+}
+
+int store_count(struct store *s, const struct store_query *q, int64_t *count) {
+    char sql[1024];
+    query_sql(sql, sizeof sql, "count(*)", q, false);
+    sqlite3_stmt *st;
+    if (prepare_query(s, sql, q, &st) != 0)
+        return -1;
+    int rc = sqlite3_step(st);
+    *count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : fail(s, "count jobs");
+}
+
+int store_distinct(struct store *s, enum job_state state, const char *field,
+                   void (*fn)(void *ctx, const char *value), void *ctx) {
+    const char *expr = strcmp(field, "queue") == 0     ? "queue"
+                       : strcmp(field, "errtype") == 0 ? "json_extract(payload, '$.failure.errtype')"
+                                                       : "json_extract(payload, '$.jobtype')";
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT DISTINCT v FROM (SELECT %s AS v FROM jobs WHERE state = %d"
+             " ORDER BY at DESC LIMIT 10000) WHERE v IS NOT NULL ORDER BY v LIMIT 200",
+             expr, (int)state);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "prepare distinct");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "list distinct values");
+}
+
+int store_history(struct store *s, const char *since,
+                  void (*fn)(void *ctx, const char *day, int64_t processed, int64_t failures),
+                  void *ctx) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT day, processed, failures FROM daily WHERE day >= ?1"
+                           " ORDER BY day",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "prepare history");
+    sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "read history");
+}

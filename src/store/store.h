@@ -90,6 +90,33 @@ int store_count_states(struct store *s, int64_t counts[5]);
 int store_add_counters(struct store *s, double now, int64_t processed, int64_t failures);
 int store_load_counters(struct store *s, int64_t *processed, int64_t *failures);
 
+/* A filtered, paged listing for the web UI. NULL filters match everything; search is a
+ * case-insensitive substring of the job JSON. Queued jobs are listed in FETCH order, the
+ * others by time (newest first when newest_first). */
+struct store_query {
+    enum job_state state;
+    const char *queue;
+    const char *jobtype;
+    const char *errtype;
+    const char *search;
+    bool newest_first;
+    int64_t offset, limit;
+};
+
+/* Calls fn with each matching job (borrowed row, valid during the call). Returns 0 or -1. */
+int store_list(struct store *s, const struct store_query *q,
+               int (*fn)(void *ctx, const struct store_job *job), void *ctx);
+/* Counts the jobs matching q (offset and limit ignored). */
+int store_count(struct store *s, const struct store_query *q, int64_t *count);
+/* Distinct values of a field ("jobtype", "queue" or "errtype") among the newest 10,000 jobs of
+ * state; fn gets each value. Returns 0 or -1. */
+int store_distinct(struct store *s, enum job_state state, const char *field,
+                   void (*fn)(void *ctx, const char *value), void *ctx);
+/* Daily counters from day `since` ("YYYY-MM-DD") on, oldest first. */
+int store_history(struct store *s, const char *since,
+                  void (*fn)(void *ctx, const char *day, int64_t processed, int64_t failures),
+                  void *ctx);
+
 /* Removes dead jobs that died before `before`, then the oldest beyond max_keep. */
 int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *removed);
 /* Deletes every job, queue and counter. */

@@ -1,0 +1,671 @@
+/* The JSON API under /api/ and the Prometheus metrics; docs/http-api.md is the contract. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <uthash.h>
+
+#include "net/server.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timefmt.h"
+#include "web/web.h"
+
+#define DEFAULT_PER_PAGE 25
+#define MAX_PER_PAGE 500
+#define MAX_BUSY_JOBS 500
+
+static const char *const state_names[] = {"queued", "scheduled", "retry", "working", "dead"};
+
+static json_t *time_or_null(double t) {
+    char ts[32];
+    return t > 0 ? json_string(time_format_rfc3339(t, ts)) : json_null();
+}
+
+/* The job type as people know it: ActiveJob wraps every Rails job in one Faktory type and
+ * names the real class in custom.wrapped; mailers name Mailer#method in their arguments. */
+static json_t *display_type(const json_t *doc) {
+    const char *type = json_string_value(json_object_get(doc, "jobtype"));
+    const char *wrapped = json_string_value(
+        json_object_get(json_object_get(doc, "custom"), "wrapped"));
+    if (!type || strcmp(type, "ActiveJob::QueueAdapters::FaktoryAdapter::JobWrapper") != 0 ||
+        !wrapped)
+        return json_string(type ? type : "");
+    if (strcmp(wrapped, "ActionMailer::DeliveryJob") == 0 ||
+        strcmp(wrapped, "ActionMailer::MailDeliveryJob") == 0) {
+        const json_t *inner = json_object_get(json_array_get(json_object_get(doc, "args"), 0),
+                                              "arguments");
+        const char *mailer = json_string_value(json_array_get(inner, 0));
+        const char *method = json_string_value(json_array_get(inner, 1));
+        if (mailer && method) {
+            char text[512];
+            snprintf(text, sizeof text, "%s#%s", mailer, method);
+            return json_string(text);
+        }
+    }
+    return json_string(wrapped);
+}
+
+static json_t *copy_or_null(const json_t *v) {
+    return v && !json_is_null(v) ? json_deep_copy(v) : json_null();
+}
+
+/* Builds the job object of the contract from a stored row. */
+static json_t *job_json(const struct store_job *row) {
+    json_t *doc = json_loads(row->payload, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        doc = json_object();
+    }
+    json_t *job = json_object();
+    json_object_set_new(job, "id", json_integer(row->id));
+    json_object_set_new(job, "jid", json_string(row->jid ? row->jid : ""));
+    json_object_set_new(job, "state", json_string(state_names[row->state]));
+    json_object_set_new(job, "queue", json_string(row->queue ? row->queue : ""));
+    json_object_set_new(job, "jobtype", copy_or_null(json_object_get(doc, "jobtype")));
+    json_object_set_new(job, "display_type", display_type(doc));
+    json_object_set_new(job, "args", copy_or_null(json_object_get(doc, "args")));
+    json_object_set_new(job, "priority", json_integer(row->priority));
+    json_object_set_new(job, "at", time_or_null(row->state == JOB_QUEUED ? 0 : row->at));
+    json_object_set_new(job, "enqueued_at", copy_or_null(json_object_get(doc, "enqueued_at")));
+    json_object_set_new(job, "created_at", copy_or_null(json_object_get(doc, "created_at")));
+    json_object_set_new(job, "wid", row->wid ? json_string(row->wid) : json_null());
+    json_object_set_new(job, "failure", copy_or_null(json_object_get(doc, "failure")));
+    json_object_set_new(job, "custom", copy_or_null(json_object_get(doc, "custom")));
+    json_object_set_new(job, "payload", doc);
+    return job;
+}
+
+static int append_job(void *ctx, const struct store_job *row) {
+    json_array_append_new(ctx, job_json(row));
+    return 0;
+}
+
+/* ---- parameters --------------------------------------------------------------------------- */
+
+/* Reads a positive integer query parameter; returns -1 after answering 400. */
+static int64_t int_param(struct web_request *r, const char *name, int64_t fallback, int64_t max) {
+    const char *text = evhttp_find_header(&r->query, name);
+    if (!text)
+        return fallback;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > max) {
+        web_reply_error(r, 400, "%s must be an integer from 1 to %lld, not \"%.40s\"", name,
+                        (long long)max, text);
+        return -1;
+    }
+    return v;
+}
+
+/* Reads page and per_page into q. Returns -1 after answering 400. */
+static int paging(struct web_request *r, struct store_query *q, int64_t *page, int64_t *per) {
+    *page = int_param(r, "page", 1, 1000000000);
+    if (*page < 0)
+        return -1;
+    *per = int_param(r, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE);
+    if (*per < 0)
+        return -1;
+    q->limit = *per;
+    q->offset = (*page - 1) * *per;
+    return 0;
+}
+
+static const char *text_param(struct web_request *r, const char *name) {
+    const char *v = evhttp_find_header(&r->query, name);
+    return v && v[0] ? v : NULL;
+}
+
+/* Parses the body as a JSON object; returns NULL after answering 400. */
+static json_t *body_object(struct web_request *r) {
+    json_error_t err;
+    json_t *doc = json_loadb(r->body, r->body_len, 0, &err);
+    if (!json_is_object(doc)) {
+        web_reply_error(r, 400, "the request body must be a JSON object: %s",
+                        doc ? "got another JSON value" : err.text);
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static bool expect_method(struct web_request *r, bool post_allowed) {
+    if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD ||
+        (post_allowed && r->method == EVHTTP_REQ_POST))
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow",
+                      post_allowed ? "GET, HEAD, POST" : "GET, HEAD");
+    web_reply_error(r, 405, "%s accepts %s", r->path, post_allowed ? "GET and POST" : "GET");
+    return false;
+}
+
+/* Commits a write and answers {"affected": n}, or 503 when the commit failed. */
+static void reply_affected(struct web_request *r, int rc, int64_t affected) {
+    struct server *s = r->srv;
+    if (rc != 0 || server_commit_now(s) != 0) {
+        if (rc != 0)
+            server_fail_tx(s, store_error(s->store));
+        web_reply_error(r, 503, "storage failure, nothing was changed: %s", store_error(s->store));
+        return;
+    }
+    web_reply_json(r, 200, json_pack("{s:I}", "affected", (json_int_t)affected));
+}
+
+/* ---- /api/history --------------------------------------------------------------------------- */
+
+struct history {
+    json_t *days;
+    double start;   /* first day, as a time */
+    int ndays;
+};
+
+static void history_row(void *ctx, const char *day, int64_t processed, int64_t failures) {
+    struct history *h = ctx;
+    for (int i = 0; i < h->ndays; i++) {
+        json_t *entry = json_array_get(h->days, (size_t)i);
+        if (strcmp(json_string_value(json_object_get(entry, "day")), day) == 0) {
+            json_object_set_new(entry, "processed", json_integer(processed));
+            json_object_set_new(entry, "failures", json_integer(failures));
+            return;
+        }
+    }
+}
+
+static void api_history(struct web_request *r) {
+    int64_t days = int_param(r, "days", 30, 366);
+    if (days < 0)
+        return;
+    struct server *s = r->srv;
+    struct history h = {.days = json_array(), .ndays = (int)days};
+    double now = engine_now(&s->engine);
+    h.start = now - (double)(days - 1) * 86400;
+    for (int i = 0; i < h.ndays; i++) {
+        char day[11];
+        time_format_day(h.start + (double)i * 86400, day);
+        json_array_append_new(h.days, json_pack("{s:s, s:i, s:i}", "day", day, "processed", 0,
+                                                "failures", 0));
+    }
+    char since[11];
+    time_format_day(h.start, since);
+    if (store_history(s->store, since, history_row, &h) != 0) {
+        json_decref(h.days);
+        web_reply_error(r, 503, "cannot read the history: %s", store_error(s->store));
+        return;
+    }
+    web_reply_json(r, 200, json_pack("{s:o}", "days", h.days));
+}
+
+/* ---- /api/busy ------------------------------------------------------------------------------ */
+
+struct busy_count {
+    char *wid;
+    int64_t jobs;
+    UT_hash_handle hh;
+};
+
+static int count_busy(void *ctx, const struct store_job *row) {
+    struct busy_count **counts = ctx;
+    if (!row->wid)
+        return 0;
+    struct busy_count *c = NULL;
+    HASH_FIND_STR(*counts, row->wid, c);
+    if (!c) {
+        c = xcalloc(1, sizeof *c);
+        c->wid = xstrdup(row->wid);
+        HASH_ADD_KEYPTR(hh, *counts, c->wid, strlen(c->wid), c);
+    }
+    c->jobs++;
+    return 0;
+}
+
+static int compare_workers(const void *a, const void *b) {
+    return strcmp((*(struct worker *const *)a)->wid, (*(struct worker *const *)b)->wid);
+}
+
+static json_t *workers_json(struct server *s, struct busy_count *counts) {
+    size_t n = (size_t)worker_count(&s->workers), i = 0;
+    struct worker **list = xcalloc(n ? n : 1, sizeof *list);
+    struct worker *w, *tmp;
+    HASH_ITER(hh, s->workers.by_wid, w, tmp) {
+        list[i++] = w;
+    }
+    qsort(list, n, sizeof *list, compare_workers);
+    json_t *workers = json_array();
+    char started[32], beat[32];
+    for (i = 0; i < n; i++) {
+        w = list[i];
+        struct busy_count *c = NULL;
+        HASH_FIND_STR(counts, w->wid, c);
+        json_array_append_new(
+            workers,
+            json_pack("{s:s, s:s, s:I, s:O, s:s, s:i, s:I, s:s, s:s, s:I}", "wid", w->wid,
+                      "hostname", w->hostname, "pid", (json_int_t)w->pid, "labels", w->labels,
+                      "state", worker_state_name(w->state), "connections", w->connections,
+                      "rss_kb", (json_int_t)w->rss_kb, "started_at",
+                      time_format_rfc3339(w->started, started), "last_beat_at",
+                      time_format_rfc3339(w->last_beat, beat), "busy",
+                      (json_int_t)(c ? c->jobs : 0)));
+    }
+    free(list);
+    return workers;
+}
+
+static void api_busy_get(struct web_request *r) {
+    struct server *s = r->srv;
+    struct busy_count *counts = NULL, *c, *tmp;
+    json_t *jobs = json_array();
+    struct store_query q = {.state = JOB_WORKING, .limit = MAX_BUSY_JOBS};
+    int rc = store_scan(s->store, JOB_WORKING, count_busy, &counts);
+    if (rc == 0)
+        rc = store_list(s->store, &q, append_job, jobs);
+    if (rc != 0) {
+        web_reply_error(r, 503, "cannot read the working set: %s", store_error(s->store));
+        json_decref(jobs);
+    } else {
+        web_reply_json(r, 200, json_pack("{s:o, s:o}", "workers", workers_json(s, counts),
+                                         "jobs", jobs));
+    }
+    HASH_ITER(hh, counts, c, tmp) {
+        HASH_DEL(counts, c);
+        free(c->wid);
+        free(c);
+    }
+}
+
+static void api_busy_post(struct web_request *r) {
+    json_t *doc = body_object(r);
+    if (!doc)
+        return;
+    const char *wid = json_string_value(json_object_get(doc, "wid"));
+    const char *signal = json_string_value(json_object_get(doc, "signal"));
+    enum worker_state state;
+    if (!wid || !wid[0]) {
+        web_reply_error(r, 400, "wid is required: a worker id, or \"*\" for every worker");
+    } else if (worker_parse_state(signal, &state) != 0) {
+        web_reply_error(r, 400, "signal must be \"quiet\" or \"terminate\"");
+    } else {
+        int changed = server_signal_workers(r->srv, wid, state);
+        web_reply_json(r, 200, json_pack("{s:i}", "affected", changed));
+    }
+    json_decref(doc);
+}
+
+/* ---- /api/queues ---------------------------------------------------------------------------- */
+
+static json_t *queue_json(struct server *s, const char *name, int64_t size, bool paused) {
+    double latency = 0;
+    if (engine_queue_latency(&s->engine, name, &latency) != 0)
+        latency = 0;
+    return json_pack("{s:s, s:I, s:f, s:b}", "name", name, "size", (json_int_t)size,
+                     "latency", latency, "paused", paused);
+}
+
+struct queue_list {
+    struct server *srv;
+    json_t *queues;
+};
+
+static void each_queue_json(void *ctx, const char *name, int64_t size, bool paused) {
+    struct queue_list *list = ctx;
+    json_array_append_new(list->queues, queue_json(list->srv, name, size, paused));
+}
+
+static void api_queues(struct web_request *r) {
+    if (!expect_method(r, false))
+        return;
+    struct queue_list list = {.srv = r->srv, .queues = json_array()};
+    engine_each_queue(&r->srv->engine, each_queue_json, &list);
+    web_reply_json(r, 200, json_pack("{s:o}", "queues", list.queues));
+}
+
+static void api_queue_get(struct web_request *r, const char *name) {
+    struct server *s = r->srv;
+    if (!engine_queue_exists(&s->engine, name)) {
+        web_reply_error(r, 404, "no queue named \"%s\"", name);
+        return;
+    }
+    struct store_query q = {.state = JOB_QUEUED, .queue = name};
+    int64_t page, per, total = 0;
+    if (paging(r, &q, &page, &per) != 0)
+        return;
+    json_t *jobs = json_array();
+    if (store_list(s->store, &q, append_job, jobs) != 0 || store_count(s->store, &q, &total) != 0) {
+        json_decref(jobs);
+        web_reply_error(r, 503, "cannot read queue %s: %s", name, store_error(s->store));
+        return;
+    }
+    json_t *queue = queue_json(s, name, engine_queue_size(&s->engine, name),
+                               engine_queue_paused(&s->engine, name));
+    web_reply_json(r, 200, json_pack("{s:o, s:o, s:I, s:I, s:I}", "queue", queue, "jobs", jobs,
+                                     "page", (json_int_t)page, "per_page", (json_int_t)per,
+                                     "total", (json_int_t)total));
+}
+
+/* Applies action to each id of the JSON array ids; returns -1 on a store failure, otherwise
+ * 0 with *affected counted. Answers 400 itself (returning -2) when ids is not a list of ids. */
+static int act_on_ids(struct web_request *r, const json_t *ids, enum job_state state,
+                      enum engine_action action, int64_t *affected) {
+    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+        web_reply_error(r, 400, "ids must be a non-empty array of job ids (the \"id\" field of "
+                                "a listed job)");
+        return -2;
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        if (!json_is_integer(id)) {
+            web_reply_error(r, 400, "ids must contain only integers");
+            return -2;
+        }
+    }
+    json_array_foreach(ids, i, id) {
+        int rc = engine_job_action(&r->srv->engine, json_integer_value(id), state, action);
+        if (rc < 0)
+            return -1;
+        *affected += rc;
+    }
+    return 0;
+}
+
+static void api_queue_post(struct web_request *r, const char *name) {
+    struct server *s = r->srv;
+    json_t *doc = body_object(r);
+    if (!doc)
+        return;
+    const char *action = json_string_value(json_object_get(doc, "action"));
+    char *names[] = {(char *)name};
+    int64_t affected = 0;
+    int rc = 0;
+    if (!engine_queue_exists(&s->engine, name)) {
+        web_reply_error(r, 404, "no queue named \"%s\"", name);
+    } else if (action && (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0)) {
+        bool pause = strcmp(action, "pause") == 0;
+        affected = engine_queue_paused(&s->engine, name) != pause;
+        rc = engine_pause_queues(&s->engine, names, 1, pause);
+        reply_affected(r, rc, affected);
+    } else if (action && strcmp(action, "clear") == 0) {
+        affected = engine_queue_size(&s->engine, name);
+        rc = engine_remove_queues(&s->engine, names, 1);
+        reply_affected(r, rc, affected);
+    } else if (action && strcmp(action, "delete") == 0) {
+        rc = act_on_ids(r, json_object_get(doc, "ids"), JOB_QUEUED, ENGINE_DELETE, &affected);
+        if (rc != -2)
+            reply_affected(r, rc, affected);
+    } else {
+        web_reply_error(r, 400, "action must be \"pause\", \"resume\", \"clear\" or \"delete\"");
+    }
+    json_decref(doc);
+}
+
+/* ---- /api/sets ------------------------------------------------------------------------------ */
+
+static int parse_set(const char *name, enum job_state *state) {
+    if (strcmp(name, "retries") == 0)
+        *state = JOB_RETRY;
+    else if (strcmp(name, "scheduled") == 0)
+        *state = JOB_SCHEDULED;
+    else if (strcmp(name, "dead") == 0)
+        *state = JOB_DEAD;
+    else
+        return -1;
+    return 0;
+}
+
+static void append_value(void *ctx, const char *value) {
+    json_array_append_new(ctx, json_string(value));
+}
+
+static void api_set_get(struct web_request *r, enum job_state state) {
+    struct server *s = r->srv;
+    struct store_query q = {.state = state,
+                            .queue = text_param(r, "queue"),
+                            .jobtype = text_param(r, "jobtype"),
+                            .errtype = text_param(r, "errtype"),
+                            .search = text_param(r, "q"),
+                            .newest_first = state == JOB_DEAD};
+    int64_t page, per, total = 0;
+    if (paging(r, &q, &page, &per) != 0)
+        return;
+    json_t *jobs = json_array(), *types = json_array(), *queues = json_array(),
+           *errtypes = json_array();
+    int rc = store_list(s->store, &q, append_job, jobs);
+    if (rc == 0)
+        rc = store_count(s->store, &q, &total);
+    if (rc == 0)
+        rc = store_distinct(s->store, state, "jobtype", append_value, types);
+    if (rc == 0)
+        rc = store_distinct(s->store, state, "queue", append_value, queues);
+    if (rc == 0)
+        rc = store_distinct(s->store, state, "errtype", append_value, errtypes);
+    if (rc != 0) {
+        web_reply_error(r, 503, "cannot read the set: %s", store_error(s->store));
+        json_decref(jobs);
+        json_decref(types);
+        json_decref(queues);
+        json_decref(errtypes);
+        return;
+    }
+    web_reply_json(r, 200,
+                   json_pack("{s:o, s:I, s:I, s:I, s:o, s:o, s:o}", "jobs", jobs, "page",
+                             (json_int_t)page, "per_page", (json_int_t)per, "total",
+                             (json_int_t)total, "jobtypes", types, "queues", queues, "errtypes",
+                             errtypes));
+}
+
+static int collect_id(void *ctx, const struct store_job *row) {
+    json_array_append_new(ctx, json_integer(row->id));
+    return 0;
+}
+
+static int parse_action(const char *text, enum engine_action *out) {
+    if (!text)
+        return -1;
+    if (strcmp(text, "retry") == 0)
+        *out = ENGINE_RETRY;
+    else if (strcmp(text, "delete") == 0)
+        *out = ENGINE_DELETE;
+    else if (strcmp(text, "kill") == 0)
+        *out = ENGINE_KILL;
+    else
+        return -1;
+    return 0;
+}
+
+/* Reads an optional string filter from the body; NULL when absent or empty. */
+static const char *body_filter(const json_t *doc, const char *key) {
+    const char *v = json_string_value(json_object_get(doc, key));
+    return v && v[0] ? v : NULL;
+}
+
+static void api_set_post(struct web_request *r, enum job_state state) {
+    struct server *s = r->srv;
+    json_t *doc = body_object(r);
+    if (!doc)
+        return;
+    enum engine_action action;
+    int64_t affected = 0;
+    if (parse_action(json_string_value(json_object_get(doc, "action")), &action) != 0) {
+        web_reply_error(r, 400, "action must be \"retry\", \"delete\" or \"kill\"");
+    } else if (action == ENGINE_KILL && state == JOB_DEAD) {
+        web_reply_error(r, 400, "jobs in the dead set cannot be killed; retry or delete them");
+    } else if (json_is_true(json_object_get(doc, "all"))) {
+        /* Collect first, then change: the listing must not see its own writes. */
+        struct store_query q = {.state = state,
+                                .queue = body_filter(doc, "queue"),
+                                .jobtype = body_filter(doc, "jobtype"),
+                                .errtype = body_filter(doc, "errtype"),
+                                .search = body_filter(doc, "q"),
+                                .limit = -1};
+        json_t *ids = json_array();
+        int rc = store_list(s->store, &q, collect_id, ids);
+        if (rc == 0 && json_array_size(ids) > 0)
+            rc = act_on_ids(r, ids, state, action, &affected);
+        reply_affected(r, rc, affected);
+        json_decref(ids);
+    } else {
+        int rc = act_on_ids(r, json_object_get(doc, "ids"), state, action, &affected);
+        if (rc != -2)
+            reply_affected(r, rc, affected);
+    }
+    json_decref(doc);
+}
+
+/* ---- /api/jobs/<id> ------------------------------------------------------------------------- */
+
+static void api_job(struct web_request *r, const char *id_text) {
+    char *end;
+    long long id = strtoll(id_text, &end, 10);
+    if (end == id_text || *end || id < 1) {
+        web_reply_error(r, 400, "job id must be a positive integer, not \"%.40s\"", id_text);
+        return;
+    }
+    struct store_job row = {0};
+    int rc = store_get_job(r->srv->store, id, &row);
+    if (rc < 0)
+        web_reply_error(r, 503, "cannot read job %lld: %s", id, store_error(r->srv->store));
+    else if (rc == 0)
+        web_reply_error(r, 404, "job %lld does not exist (it may have run or been deleted)", id);
+    else
+        web_reply_json(r, 200, json_pack("{s:o}", "job", job_json(&row)));
+    store_job_clear(&row);
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+void api_route(struct web_request *r) {
+    const char *p = r->path + 4;   /* after "/api" */
+    if (strcmp(p, "/info") == 0) {
+        if (expect_method(r, false))
+            web_reply_json(r, 200, server_info_document(r->srv));
+    } else if (strcmp(p, "/history") == 0) {
+        if (expect_method(r, false))
+            api_history(r);
+    } else if (strcmp(p, "/busy") == 0) {
+        if (expect_method(r, true))
+            r->method == EVHTTP_REQ_POST ? api_busy_post(r) : api_busy_get(r);
+    } else if (strcmp(p, "/queues") == 0) {
+        api_queues(r);
+    } else if (strncmp(p, "/queues/", 8) == 0 && p[8]) {
+        if (expect_method(r, true))
+            r->method == EVHTTP_REQ_POST ? api_queue_post(r, p + 8) : api_queue_get(r, p + 8);
+    } else if (strncmp(p, "/sets/", 6) == 0) {
+        enum job_state state;
+        if (parse_set(p + 6, &state) != 0)
+            web_reply_error(r, 404, "no set named \"%s\": use retries, scheduled or dead",
+                            p + 6);
+        else if (expect_method(r, true))
+            r->method == EVHTTP_REQ_POST ? api_set_post(r, state) : api_set_get(r, state);
+    } else if (strncmp(p, "/jobs/", 6) == 0) {
+        if (expect_method(r, false))
+            api_job(r, p + 6);
+    } else {
+        web_reply_error(r, 404, "no API endpoint %s; see docs/http-api.md", r->path);
+    }
+}
+
+/* ---- /metrics ----------------------------------------------------------------------------- */
+
+/* Writes a Prometheus label value with backslash, quote and newline escaped. */
+static void label_value(struct buf *out, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            buf_append_str(out, "\\n");
+        else
+            buf_append(out, v, 1);
+    }
+}
+
+struct metrics_ctx {
+    struct server *srv;
+    struct buf *out;
+    int pass;   /* 0 size, 1 latency, 2 paused */
+};
+
+static void queue_metric(void *ctx, const char *name, int64_t size, bool paused) {
+    struct metrics_ctx *m = ctx;
+    static const char *const names[] = {"fabrik_queue_size", "fabrik_queue_latency_seconds",
+                                        "fabrik_queue_paused"};
+    buf_printf(m->out, "%s{queue=\"", names[m->pass]);
+    label_value(m->out, name);
+    if (m->pass == 0) {
+        buf_printf(m->out, "\"} %lld\n", (long long)size);
+    } else if (m->pass == 1) {
+        double latency = 0;
+        engine_queue_latency(&m->srv->engine, name, &latency);
+        buf_printf(m->out, "\"} %.6f\n", latency);
+    } else {
+        buf_printf(m->out, "\"} %d\n", paused ? 1 : 0);
+    }
+}
+
+static void metric_header(struct buf *out, const char *name, const char *type, const char *help) {
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void api_metrics(struct web_request *r) {
+    struct server *s = r->srv;
+    struct engine *e = &s->engine;
+    struct buf out = {0};
+    metric_header(&out, "fabrik_jobs_processed_total", "counter", "Jobs ACKed or FAILed.");
+    buf_printf(&out, "fabrik_jobs_processed_total %lld\n", (long long)e->processed);
+    metric_header(&out, "fabrik_jobs_failed_total", "counter",
+                  "Jobs FAILed, including expired reservations.");
+    buf_printf(&out, "fabrik_jobs_failed_total %lld\n", (long long)e->failures);
+
+    static const char *const help[] = {"Jobs waiting in the queue.",
+                                       "Age in seconds of the job FETCH would take next.",
+                                       "1 when the queue is paused."};
+    static const char *const names[] = {"fabrik_queue_size", "fabrik_queue_latency_seconds",
+                                        "fabrik_queue_paused"};
+    for (int pass = 0; pass < 3; pass++) {
+        metric_header(&out, names[pass], "gauge", help[pass]);
+        struct metrics_ctx m = {.srv = s, .out = &out, .pass = pass};
+        engine_each_queue(e, queue_metric, &m);
+    }
+
+    metric_header(&out, "fabrik_set_size", "gauge", "Jobs in each set.");
+    static const struct {
+        const char *name;
+        enum job_state state;
+    } sets[] = {{"scheduled", JOB_SCHEDULED}, {"retries", JOB_RETRY}, {"dead", JOB_DEAD},
+                {"working", JOB_WORKING}};
+    for (size_t i = 0; i < 4; i++)
+        buf_printf(&out, "fabrik_set_size{set=\"%s\"} %lld\n", sets[i].name,
+                   (long long)e->set_size[sets[i].state]);
+
+    metric_header(&out, "fabrik_connections", "gauge", "Open FWP connections past the handshake.");
+    buf_printf(&out, "fabrik_connections %d\n", s->open_connections);
+    metric_header(&out, "fabrik_workers", "gauge", "Registered worker processes.");
+    buf_printf(&out, "fabrik_workers %lld\n", (long long)worker_count(&s->workers));
+    metric_header(&out, "fabrik_commands_total", "counter", "FWP commands handled since start.");
+    buf_printf(&out, "fabrik_commands_total %llu\n", (unsigned long long)s->command_count);
+    metric_header(&out, "fabrik_uptime_seconds", "gauge", "Seconds since the server started.");
+    buf_printf(&out, "fabrik_uptime_seconds %.0f\n", time_wall() - s->started);
+
+    metric_header(&out, "fabrik_commit_duration_seconds", "histogram",
+                  "Time of each storage commit (one per loop iteration that wrote).");
+    uint64_t cumulative = 0;
+    for (int i = 0; i < COMMIT_BUCKETS; i++) {
+        cumulative += s->commit_buckets[i];
+        buf_printf(&out, "fabrik_commit_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                   commit_bucket_bounds[i], (unsigned long long)cumulative);
+    }
+    cumulative += s->commit_buckets[COMMIT_BUCKETS];
+    buf_printf(&out, "fabrik_commit_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+               (unsigned long long)cumulative);
+    buf_printf(&out, "fabrik_commit_duration_seconds_sum %.6f\n", s->commit_seconds);
+    buf_printf(&out, "fabrik_commit_duration_seconds_count %llu\n",
+               (unsigned long long)s->commit_count);
+
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add(body, out.data, out.len);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(r->req, 200, NULL, body);
+    evbuffer_free(body);
+    buf_free(&out);
+}
