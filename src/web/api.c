@@ -23,8 +23,9 @@ static json_t *time_or_null(double t) {
     return t > 0 ? json_string(time_format_rfc3339(t, ts)) : json_null();
 }
 
-/* The job type as people know it: ActiveJob wraps every Rails job in one Faktory type and
- * names the real class in custom.wrapped; mailers name Mailer#method in their arguments. */
+/* The job type as people know it. ActiveJob wraps every Rails job in one Faktory type and
+ * names the real class in custom.wrapped, and mailer jobs carry Mailer#method in their
+ * arguments. */
 static json_t *display_type(const json_t *doc) {
     const char *type = json_string_value(json_object_get(doc, "jobtype"));
     const char *wrapped = json_string_value(
@@ -84,7 +85,7 @@ static int append_job(void *ctx, const struct store_job *row) {
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
-/* Reads a positive integer query parameter; returns -1 after answering 400. */
+/* Reads a positive integer query parameter; returns -1 after replying with 400. */
 static int64_t int_param(struct web_request *r, const char *name, int64_t fallback, int64_t max) {
     const char *text = evhttp_find_header(&r->query, name);
     if (!text)
@@ -100,7 +101,7 @@ static int64_t int_param(struct web_request *r, const char *name, int64_t fallba
     return v;
 }
 
-/* Reads page and per_page into q. Returns -1 after answering 400. */
+/* Reads page and per_page into q. Returns -1 after replying with 400. */
 static int paging(struct web_request *r, struct store_query *q, int64_t *page, int64_t *per) {
     *page = int_param(r, "page", 1, 1000000000);
     if (*page < 0)
@@ -118,7 +119,7 @@ static const char *text_param(struct web_request *r, const char *name) {
     return v && v[0] ? v : NULL;
 }
 
-/* Parses the body as a JSON object; returns NULL after answering 400. */
+/* Parses the body as a JSON object; returns NULL after replying with 400. */
 static json_t *body_object(struct web_request *r) {
     json_error_t err;
     json_t *doc = json_loadb(r->body, r->body_len, 0, &err);
@@ -344,7 +345,7 @@ static void api_queue_get(struct web_request *r, const char *name) {
 }
 
 /* Applies action to each id of the JSON array ids; returns -1 on a store failure, otherwise
- * 0 with *affected counted. Answers 400 itself (returning -2) when ids is not a list of ids. */
+ * 0 with *affected counted. Replies with 400 itself (returning -2) when ids is not a list of ids. */
 static int act_on_ids(struct web_request *r, const json_t *ids, enum job_state state,
                       enum engine_action action, int64_t *affected) {
     if (!json_is_array(ids) || json_array_size(ids) == 0) {

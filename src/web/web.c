@@ -79,7 +79,7 @@ static bool secrets_equal(const char *a, size_t alen, const char *b) {
     return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }
 
-/* Returns true when the request may go on; otherwise it has been answered with 401. */
+/* Returns true when the request may go on; otherwise it has been replied to with 401. */
 static bool check_auth(struct server *s, struct evhttp_request *req) {
     const char *password = web_password(s);
     if (!password)
