@@ -1,11 +1,14 @@
 /* Password-hash thread: requests in, results out, both under one mutex. */
 #include "net/hasher.h"
 
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto/auth.h"
 #include "util/buf.h"
@@ -26,6 +29,7 @@ struct hasher {
     struct hash_job *todo, *todo_tail;
     struct hash_job *done;
     bool stop;
+    int wake_pipe[2];          /* the thread writes a byte; the loop reads it */
     struct event *done_event;
     hasher_done_cb cb;
     void *ctx;
@@ -55,7 +59,9 @@ static void *hasher_main(void *arg) {
         pthread_mutex_lock(&h->lock);
         job->next = h->done;
         h->done = job;
-        event_active(h->done_event, EV_READ, 0);
+        /* A full pipe already holds a wake-up, so a failed write loses nothing. */
+        ssize_t ignored = write(h->wake_pipe[1], "", 1);
+        (void)ignored;
     }
     pthread_mutex_unlock(&h->lock);
     return NULL;
@@ -63,9 +69,11 @@ static void *hasher_main(void *arg) {
 
 /* Runs on the loop: hands every finished hash to the callback. */
 static void hasher_done(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
     (void)what;
     struct hasher *h = arg;
+    char drain[256];
+    while (read(fd, drain, sizeof drain) > 0) {
+    }
     pthread_mutex_lock(&h->lock);
     struct hash_job *done = h->done;
     h->done = NULL;
@@ -82,12 +90,19 @@ struct hasher *hasher_new(struct event_base *base, hasher_done_cb done, void *ct
     struct hasher *h = xcalloc(1, sizeof *h);
     h->cb = done;
     h->ctx = ctx;
+    if (pipe2(h->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        free(h);
+        return NULL;
+    }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
-    h->done_event = event_new(base, -1, 0, hasher_done, h);
-    if (!h->done_event || pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+    h->done_event = event_new(base, h->wake_pipe[0], EV_READ | EV_PERSIST, hasher_done, h);
+    if (!h->done_event || event_add(h->done_event, NULL) != 0 ||
+        pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
         if (h->done_event)
             event_free(h->done_event);
+        close(h->wake_pipe[0]);
+        close(h->wake_pipe[1]);
         pthread_mutex_destroy(&h->lock);
         pthread_cond_destroy(&h->wake);
         free(h);
@@ -130,6 +145,8 @@ void hasher_free(struct hasher *h) {
         job_free(j);
     }
     event_free(h->done_event);
+    close(h->wake_pipe[0]);
+    close(h->wake_pipe[1]);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->wake);
     free(h);

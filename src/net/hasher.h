@@ -1,6 +1,6 @@
 /* A background thread that computes password hashes, so the 4,000-8,095 SHA-256 rounds of
  * each connection's challenge never run on the event loop. Results come back on the loop
- * through a libevent event. */
+ * through a pipe that a libevent event watches, so libevent needs no locking. */
 #ifndef FABRIK_HASHER_H
 #define FABRIK_HASHER_H
 
@@ -11,8 +11,7 @@ struct hasher;
 
 typedef void (*hasher_done_cb)(void *ctx, uint64_t conn_id, const char *hash_hex);
 
-/* Starts the thread. Requires evthread_use_pthreads() before base was created.
- * Returns NULL when the thread cannot start. */
+/* Starts the thread. Returns NULL when the thread or its pipe cannot be created. */
 struct hasher *hasher_new(struct event_base *base, hasher_done_cb done, void *ctx);
 
 /* Queues a hash of password and salt over iterations; done runs on the loop later with

@@ -7,7 +7,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <event2/util.h>
 #include <math.h>
 #include <netdb.h>
@@ -19,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/hasher.h"
@@ -320,6 +320,24 @@ int server_signal_workers(struct server *s, const char *wid, enum worker_state s
     return changed;
 }
 
+/* Hands a connection's replies to the kernel. A plain socket with nothing queued gets them
+ * at once with one send(), which saves the two epoll_ctl calls a bufferevent write costs;
+ * whatever the socket does not take, and every TLS reply, goes through the bufferevent. */
+static void write_replies(struct conn *c) {
+    const char *data = c->out.data;
+    size_t len = c->out.len;
+    struct evbuffer *pending = bufferevent_get_output(c->bev);
+    if (!c->tls && evbuffer_get_length(pending) == 0) {
+        ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    if (len > 0)
+        bufferevent_write(c->bev, data, len);
+}
+
 static void flush_replies(struct server *s) {
     struct conn *c = s->dirty;
     s->dirty = NULL;
@@ -329,7 +347,7 @@ static void flush_replies(struct server *s) {
         c->dirty_next = NULL;
         if (c->state != CONN_CLOSED) {
             if (c->out.len > 0)
-                bufferevent_write(c->bev, c->out.data, c->out.len);
+                write_replies(c);
             if (c->close_after_flush) {
                 bufferevent_disable(c->bev, EV_READ);
                 if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -612,6 +630,7 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
         return;
     }
     struct conn *c = xcalloc(1, sizeof *c);
+    c->tls = s->tls_ctx != NULL;
     c->id = ++s->next_conn_id;
     c->srv = s;
     c->bev = bev;
@@ -913,7 +932,6 @@ int server_run(struct config *cfg) {
     s->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
 
     char err[1024];
     int status = 0;

@@ -53,6 +53,7 @@ struct conn {
     enum conn_state state;
     bool counted;             /* counted among open connections past the handshake */
     bool close_after_flush;
+    bool tls;                 /* replies go through OpenSSL, never straight to the socket */
     int bad_commands;         /* malformed commands so far, to rate-limit their log lines */
     struct worker *worker;    /* NULL for producers */
 
