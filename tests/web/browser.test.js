@@ -1,0 +1,763 @@
+'use strict';
+// Drives the web UI in Debian's Chromium (playwright-core) against the real server: every
+// page loads with seeded data and without console errors, every action works through the
+// UI, pages update live, dark mode follows prefers-color-scheme, and one action works by
+// keyboard alone. A screenshot of each page is saved for people to look at.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { after, before, describe, test } = require('node:test');
+const { chromium } = require('playwright-core');
+const { FabrikServer, stopAll } = require('./lib/server');
+const { FwpClient, makeJob } = require('./lib/fwp');
+const { client } = require('./lib/http');
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SCREENSHOT_DIR = process.env.FABRIK_WEB_SCREENSHOTS ||
+    path.resolve(__dirname, '../../build/web-screenshots');
+// The UI polls every 2 s in these tests (the minimum), so live changes show within ~2 s.
+const POLL_SECONDS = 2;
+const LIVE_TIMEOUT_MS = 8000;
+const LONG_BACKOFF_FAILURE = { retry_count: 10, remaining: 15 };
+const HOUR_MS = 3600 * 1000;
+
+let server;
+let fwp;
+let web;
+let worker;
+let heartbeat;
+let context;
+let profileDir;
+let failed = false;
+const seeded = {};
+
+function check(fn) {
+    return async (t) => {
+        try {
+            await fn(t);
+        } catch (err) {
+            failed = true;
+            throw err;
+        }
+    };
+}
+
+async function seed() {
+    for (let i = 0; i < 30; i++) {
+        await fwp.push(makeJob({
+            queue: 'default', jobtype: i % 2 ? 'SendEmail' : 'ResizeImage', args: [i, `user${i}@example.com`],
+        }));
+    }
+    for (let i = 0; i < 5; i++) {
+        await fwp.push(makeJob({ queue: 'critical', jobtype: 'ChargeCard', args: [100 + i], priority: 9 }));
+    }
+    seeded.retries = [];
+    const errors = [['Net::Timeout', 'execution expired'], ['CardDeclined', 'card declined'], ['RuntimeError', 'boom']];
+    for (let i = 0; i < 6; i++) {
+        const [errtype, message] = errors[i % 3];
+        seeded.retries.push(await fwp.pushAndFail(makeJob({
+            queue: i % 2 ? 'billing' : 'mail', jobtype: i % 2 ? 'ChargeCard' : 'SendEmail',
+            args: [{ order: 1000 + i }], custom: { tenant: 'acme' }, failure: LONG_BACKOFF_FAILURE,
+        }), errtype, `${message} #${i}`, ['app/jobs/charge.rb:12', 'lib/worker.rb:40']));
+    }
+    seeded.scheduled = [];
+    for (let i = 1; i <= 3; i++) {
+        seeded.scheduled.push(await fwp.push(makeJob({
+            queue: 'mail', jobtype: 'Reminder', args: [`reminder ${i}`],
+            at: new Date(Date.now() + i * HOUR_MS).toISOString(),
+        })));
+    }
+    seeded.dead = [];
+    seeded.dead.push(await fwp.pushAndFail(makeJob({
+        queue: 'billing', jobtype: 'ChargeCard', retry: -1, args: ['<img src=x onerror="window.pwned=1">'],
+    }), 'Stripe::CardError', '<b>declined</b>'));
+    seeded.dead.push(await fwp.pushAndFail(makeJob({ queue: 'billing', jobtype: 'Refund', retry: -1 }),
+        'IOError', 'disk full'));
+
+    worker = await FwpClient.connect(server.port, {
+        hello: { wid: 'worker-7f3a', hostname: 'app-host-1', pid: 4242, labels: ['ruby', 'blue'] },
+    });
+    await fwp.push(makeJob({ queue: 'busy-q', jobtype: 'LongReport', args: ['2026-Q4'] }));
+    seeded.working = await worker.fetch('busy-q');
+    // Workers that send no BEAT for 60 s are dropped, and this run takes longer than that.
+    heartbeat = setInterval(() => worker.beat('worker-7f3a').catch(() => {}), 10000);
+}
+
+before(async () => {
+    if (!fs.existsSync(CHROMIUM)) {
+        throw new Error(`${CHROMIUM} is missing: install Debian's browser with \`apt-get install -y chromium\``);
+    }
+    server = await new FabrikServer({ prefix: 'fabrik-web-browser' }).start();
+    fwp = await FwpClient.connect(server.port);
+    web = client(server.webPort);
+    await seed();
+    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fabrik-web-chromium-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        viewport: { width: 1280, height: 900 },
+        baseURL: server.webUrl,
+    });
+    await context.addInitScript((seconds) => {
+        if (!localStorage.getItem('fabrik.pollInterval')) {
+            localStorage.setItem('fabrik.pollInterval', String(seconds));
+        }
+    }, POLL_SECONDS);
+    console.log(`screenshots are saved in ${SCREENSHOT_DIR}`);
+});
+
+after(async () => {
+    if (context) {
+        await context.close();
+    }
+    if (profileDir) {
+        fs.rmSync(profileDir, { recursive: true, force: true });
+    }
+    clearInterval(heartbeat);
+    if (worker) {
+        worker.close();
+    }
+    if (fwp) {
+        fwp.close();
+    }
+    if (server) {
+        await stopAll([server], failed);
+    }
+});
+
+// Opens a new tab on path and collects console errors and uncaught exceptions. allowed
+// lists patterns of console errors a test expects (e.g. a 503 it provoked).
+async function open(pagePath, { allowed = [] } = {}) {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('console', (message) => {
+        if (message.type() === 'error' && !allowed.some((re) => re.test(message.text()))) {
+            errors.push(`console error: ${message.text()}`);
+        }
+    });
+    page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+    await page.goto(pagePath);
+    await waitForData(page);
+    return {
+        page,
+        async close() {
+            await page.close();
+            assert.deepEqual(errors, [], `no console errors on ${pagePath}`);
+        },
+    };
+}
+
+// Waits until the summary bar and the page's table or content have data.
+async function waitForData(page) {
+    await page.waitForFunction(() => {
+        const count = document.querySelector('[data-summary="processed"]');
+        return count && count.textContent !== '–' && document.querySelector('main h1');
+    });
+    await page.waitForFunction(() => !document.querySelector('main table') ||
+        document.querySelectorAll('main table tbody tr').length > 0);
+}
+
+async function screenshot(page, name) {
+    const file = path.join(SCREENSHOT_DIR, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+}
+
+async function apiJson(pathname) {
+    const res = await web.get(pathname);
+    assert.equal(res.status, 200, `GET ${pathname}: ${res.text.slice(0, 200)}`);
+    return res.json;
+}
+
+async function jobIdOf(set, jid) {
+    const list = await apiJson(`/api/sets/${set}?q=${encodeURIComponent(jid)}`);
+    assert.equal(list.jobs.length, 1, `${jid} is in ${set}`);
+    return list.jobs[0].id;
+}
+
+// Pushes count jobs of a new job type into the retry set, through a queue named after the
+// job type, and returns them.
+async function seedRetries(jobtype, count) {
+    const jobs = [];
+    for (let i = 0; i < count; i++) {
+        jobs.push(await fwp.pushAndFail(makeJob({ jobtype, queue: `ui-${jobtype}`, failure: LONG_BACKOFF_FAILURE }),
+            'UiError', `${jobtype} failed`));
+    }
+    return jobs;
+}
+
+async function confirmDialog(page) {
+    const dialog = page.locator('#confirm-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    await page.locator('#confirm-ok').click();
+    await dialog.waitFor({ state: 'hidden' });
+}
+
+async function successMessage(page, pattern) {
+    await page.locator('.message-success p', { hasText: pattern }).first().waitFor();
+}
+
+describe('pages', () => {
+    test('every page loads with data and without console errors', check(async () => {
+        const retryId = await jobIdOf('retries', seeded.retries[0].jid);
+        const scheduledId = await jobIdOf('scheduled', seeded.scheduled[0].jid);
+        const deadId = await jobIdOf('dead', seeded.dead[0].jid);
+        const pages = [
+            ['/', 'dashboard', 'Dashboard', 'dashboard'],
+            ['/busy', 'busy', 'Busy', 'busy'],
+            ['/queues', 'queues', 'Queues', 'queues'],
+            ['/queues/default', 'queue-default', 'Queue default', 'queues'],
+            ['/retries', 'retries', 'Retries', 'retries'],
+            [`/retries/${retryId}`, 'retry-job', 'SendEmail', 'retries'],
+            ['/scheduled', 'scheduled', 'Scheduled jobs', 'scheduled'],
+            [`/scheduled/${scheduledId}`, 'scheduled-job', 'Reminder', 'scheduled'],
+            ['/morgue', 'dead', 'Dead jobs', 'dead'],
+            [`/morgue/${deadId}`, 'dead-job', 'ChargeCard', 'dead'],
+        ];
+        const saved = [];
+        for (const [pagePath, name, heading, tab] of pages) {
+            const { page, close } = await open(pagePath);
+            await page.locator('main h1', { hasText: heading }).waitFor();
+            const current = await page.locator('.tabs a[aria-current="page"]').getAttribute('data-tab');
+            assert.equal(current, tab, `${pagePath}: active tab`);
+            assert.match(await page.title(), /· fabrik$/, `${pagePath}: title`);
+            if (name === 'dashboard') {
+                // Two polls give the first live sample.
+                // A flat line at zero has no height, so wait for it in the DOM, not for visibility.
+                await page.locator('#live-chart path.series.series-processed')
+                    .waitFor({ state: 'attached', timeout: LIVE_TIMEOUT_MS });
+                await page.locator('#history-chart path.series.series-processed').waitFor({ state: 'attached' });
+            }
+            saved.push(await screenshot(page, name));
+            await close();
+        }
+        for (const [pagePath, name] of [['/', 'dashboard-dark'], ['/retries', 'retries-dark'], ['/busy', 'busy-dark']]) {
+            const { page, close } = await open(pagePath);
+            await page.emulateMedia({ colorScheme: 'dark' });
+            saved.push(await screenshot(page, name));
+            await close();
+        }
+        const { page, close } = await open('/queues');
+        await page.setViewportSize({ width: 390, height: 844 });
+        saved.push(await screenshot(page, 'queues-narrow'));
+        await close();
+        console.log(`saved ${saved.length} screenshots:\n${saved.join('\n')}`);
+    }));
+
+    test('summary bar shows INFO counts and links to pages', check(async () => {
+        const { page, close } = await open('/queues');
+        const info = await apiJson('/api/info');
+        const expected = {
+            processed: info.faktory.total_processed,
+            failed: info.faktory.total_failures,
+            busy: info.faktory.sets.working,
+            enqueued: info.faktory.total_enqueued,
+            retries: info.faktory.sets.retries,
+            scheduled: info.faktory.sets.scheduled,
+            dead: info.faktory.sets.dead,
+        };
+        for (const [name, value] of Object.entries(expected)) {
+            const text = await page.locator(`[data-summary="${name}"]`).textContent();
+            assert.equal(text.replace(/,/g, ''), String(value), `summary ${name}`);
+        }
+        await page.locator('.summary a', { hasText: 'Retries' }).click();
+        await page.waitForURL(/\/retries$/);
+        await page.locator('main h1', { hasText: 'Retries' }).waitFor();
+        await page.locator('.summary a', { hasText: 'Dead' }).click();
+        await page.waitForURL(/\/morgue$/);
+        await page.locator('main h1', { hasText: 'Dead jobs' }).waitFor();
+        await close();
+    }));
+
+    test('navigation changes pages without a reload', check(async () => {
+        const { page, close } = await open('/');
+        await page.evaluate(() => {
+            window.fabrikTestMarker = 'still here';
+        });
+        for (const [name, heading] of [['Busy', 'Busy'], ['Queues', 'Queues'], ['Scheduled', 'Scheduled jobs']]) {
+            await page.locator('.tabs a', { hasText: name }).click();
+            await page.locator('main h1', { hasText: heading }).waitFor();
+        }
+        await page.goBack();
+        await page.locator('main h1', { hasText: 'Queues' }).waitFor();
+        assert.equal(await page.evaluate(() => window.fabrikTestMarker), 'still here', 'no reload happened');
+        const missing = await context.newPage();
+        await missing.goto('/no/such/page');
+        await missing.locator('main h1', { hasText: 'Page not found' }).waitFor();
+        await missing.close();
+        await close();
+    }));
+
+    test('job arguments and errors are shown as text', check(async () => {
+        const { page, close } = await open('/morgue');
+        await page.locator('td.args', { hasText: '<img src=x' }).first().waitFor();
+        assert.equal(await page.locator('main img').count(), 0, 'no element from job data');
+        assert.equal(await page.locator('main b').count(), 0);
+        await page.locator('td.error-text', { hasText: 'Stripe::CardError: <b>declined</b>' }).waitFor();
+        assert.equal(await page.evaluate(() => window.pwned), undefined);
+        await close();
+    }));
+});
+
+describe('set actions', () => {
+    test('retry, delete and kill selected retries', check(async () => {
+        const jobs = await seedRetries('UiSelected', 3);
+        const { page, close } = await open('/retries?jobtype=UiSelected');
+        await page.locator('#jobs-table tbody tr').nth(2).waitFor();
+        assert.equal(await page.locator('#jobs-table tbody tr').count(), 3);
+        const box = (job) => page.getByRole('checkbox', { name: `Select job UiSelected ${job.jid}` });
+
+        await box(jobs[0]).check();
+        assert.equal(await page.locator('.selection-count').textContent(), '1 selected');
+        await page.locator('#selected-retry').click();
+        await successMessage(page, 'Retried 1 job');
+        assert.equal((await apiJson(`/api/jobs/${await idByJid(jobs[0].jid)}`)).job.state, 'queued');
+
+        await box(jobs[1]).check();
+        await page.locator('#selected-kill').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Killed 1 job');
+        assert.equal((await apiJson(`/api/sets/dead?jobtype=UiSelected`)).total, 1);
+
+        await box(jobs[2]).check();
+        await page.locator('#selected-delete').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Deleted 1 job');
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiSelected')).total, 0);
+        await page.locator('td.empty', { hasText: 'No jobs match the filters.' }).waitFor();
+        await close();
+    }));
+
+    test('cancel in the confirmation changes nothing', check(async () => {
+        const [job] = await seedRetries('UiCancel', 1);
+        const { page, close } = await open('/retries?jobtype=UiCancel');
+        await page.getByRole('checkbox', { name: `Select job UiCancel ${job.jid}` }).check();
+        await page.locator('#selected-delete').click();
+        await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+        await page.locator('#confirm-cancel').click();
+        await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiCancel')).total, 1);
+        await close();
+    }));
+
+    test('delete all and retry all act on matching jobs', check(async () => {
+        await seedRetries('UiBulkA', 3);
+        await seedRetries('UiBulkB', 2);
+        const { page, close } = await open('/retries?jobtype=UiBulkA');
+        await page.locator('#jobs-table tbody tr').nth(2).waitFor();
+        await page.locator('#all-delete').click();
+        await page.locator('#confirm-title', { hasText: 'all 3 jobs in Retries that match the filters' }).waitFor();
+        await confirmDialog(page);
+        await successMessage(page, 'Deleted 3 jobs');
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiBulkA')).total, 0);
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiBulkB')).total, 2, 'other jobs stay');
+
+        await page.goto('/retries?jobtype=UiBulkB');
+        await page.locator('#jobs-table tbody tr').nth(1).waitFor();
+        await page.locator('#all-retry').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Retried 2 jobs');
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiBulkB')).total, 0);
+        assert.equal((await apiJson('/api/queues/ui-UiBulkB')).total, 2);
+        await close();
+    }));
+
+    test('scheduled: enqueue now; dead: retry and delete', check(async () => {
+        const job = await fwp.push(makeJob({
+            queue: 'ui-later', jobtype: 'UiScheduled', at: new Date(Date.now() + 5 * HOUR_MS).toISOString(),
+        }));
+        const { page, close } = await open('/scheduled?jobtype=UiScheduled');
+        await page.getByRole('checkbox', { name: `Select job UiScheduled ${job.jid}` }).check();
+        await page.locator('#selected-retry', { hasText: 'Enqueue now' }).click();
+        await successMessage(page, 'Enqueued 1 job');
+        assert.equal((await apiJson('/api/queues/ui-later')).total, 1);
+
+        const dead = [];
+        for (let i = 0; i < 2; i++) {
+            dead.push(await fwp.pushAndFail(makeJob({ queue: 'ui-dead', jobtype: 'UiDead', retry: -1 }), 'E', 'dead'));
+        }
+        await page.goto('/morgue?jobtype=UiDead');
+        await page.locator('#jobs-table tbody tr').nth(1).waitFor();
+        assert.equal(await page.locator('#selected-kill').count(), 0, 'no Kill on the dead set');
+        await page.getByRole('checkbox', { name: `Select job UiDead ${dead[0].jid}` }).check();
+        await page.locator('#selected-retry').click();
+        await successMessage(page, 'Retried 1 job');
+        await page.getByRole('checkbox', { name: `Select job UiDead ${dead[1].jid}` }).check();
+        await page.locator('#selected-delete').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Deleted 1 job');
+        assert.equal((await apiJson('/api/sets/dead?jobtype=UiDead')).total, 0);
+        await close();
+    }));
+
+    test('job detail shows failure, raw JSON and actions', check(async () => {
+        const [job] = await seedRetries('UiDetail', 1);
+        const id = await idByJid(job.jid);
+        const { page, close } = await open(`/retries/${id}`, { allowed: [/status of 404/] });
+        await page.locator('main h1', { hasText: `UiDetail ${job.jid}` }).waitFor();
+        await page.locator('.detail dd', { hasText: 'UiError' }).waitFor();
+        await page.locator('.detail dd', { hasText: 'UiDetail failed' }).waitFor();
+        assert.equal(await page.locator('#job-raw-json').isVisible(), false);
+        const toggle = page.getByRole('button', { name: 'Show raw JSON' });
+        await toggle.click();
+        await page.locator('#job-raw-json').waitFor({ state: 'visible' });
+        const raw = JSON.parse(await page.locator('#job-raw-json').textContent());
+        assert.equal(raw.jid, job.jid);
+        assert.equal(raw.failure.errtype, 'UiError');
+        assert.equal(await page.getByRole('button', { name: 'Hide raw JSON' }).getAttribute('aria-expanded'), 'true');
+        // The raw view stays open across polls.
+        await page.waitForTimeout(POLL_SECONDS * 1000 + 500);
+        assert.equal(await page.locator('#job-raw-json').isVisible(), true);
+
+        await page.locator('#job-kill').click();
+        await confirmDialog(page);
+        await page.waitForURL(/\/retries$/);
+        await successMessage(page, 'Killed 1 job');
+        assert.equal((await apiJson(`/api/jobs/${id}`)).job.state, 'dead');
+
+        await page.goto(`/retries/${id}`);
+        await page.locator('.notice', { hasText: 'no longer in Retries' }).waitFor();
+        await page.goto('/retries/99999999');
+        await page.locator('.notice', { hasText: 'no longer exists' }).waitFor();
+        await close();
+    }));
+});
+
+describe('queues and busy', () => {
+    test('pause, resume and clear a queue', check(async () => {
+        for (let i = 0; i < 3; i++) {
+            await fwp.push(makeJob({ queue: 'ui-pausable', jobtype: 'UiQueued' }));
+        }
+        const { page, close } = await open('/queues');
+        await page.getByRole('button', { name: 'Pause queue ui-pausable' }).click();
+        await page.getByRole('button', { name: 'Resume queue ui-pausable' }).waitFor();
+        await successMessage(page, 'Paused queue ui-pausable');
+        assert.equal((await apiJson('/api/queues/ui-pausable')).queue.paused, true);
+        await page.locator('tr', { hasText: 'ui-pausable' }).locator('.badge', { hasText: 'paused' }).waitFor();
+
+        await page.getByRole('button', { name: 'Resume queue ui-pausable' }).click();
+        await page.getByRole('button', { name: 'Pause queue ui-pausable' }).waitFor();
+        assert.equal((await apiJson('/api/queues/ui-pausable')).queue.paused, false);
+
+        await page.getByRole('button', { name: 'Clear queue ui-pausable' }).click();
+        await page.locator('#confirm-text', { hasText: '3 jobs' }).waitFor();
+        await confirmDialog(page);
+        await successMessage(page, 'Cleared queue ui-pausable: 3 jobs deleted');
+        await page.locator('tr', { hasText: 'ui-pausable' }).waitFor({ state: 'detached' });
+        assert.equal((await web.get('/api/queues/ui-pausable')).status, 404);
+        await close();
+    }));
+
+    test('queue detail pages and deletes selected jobs', check(async () => {
+        const pushed = [];
+        for (let i = 0; i < 30; i++) {
+            pushed.push(await fwp.push(makeJob({ queue: 'ui-paged', jobtype: 'UiPaged', args: [i] })));
+        }
+        const { page, close } = await open('/queues/ui-paged');
+        const rows = page.locator('#queue-jobs tbody tr');
+        await rows.nth(24).waitFor();
+        assert.equal(await rows.count(), 25);
+        assert.match(await page.locator('.pager .range').textContent(), /1–25 of 30/);
+        await page.getByRole('link', { name: 'Next page' }).click();
+        await page.waitForURL(/page=2/);
+        await page.locator('.pager .range', { hasText: '26–30 of 30' }).waitFor();
+        assert.equal(await rows.count(), 5);
+        await page.getByRole('link', { name: 'Page 1' }).click();
+        await page.locator('.pager .range', { hasText: '1–25 of 30' }).waitFor();
+
+        await page.getByRole('checkbox', { name: `Select job ${pushed[0].jid}` }).check();
+        await page.getByRole('checkbox', { name: `Select job ${pushed[1].jid}` }).check();
+        await page.locator('#delete-selected').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Deleted 2 jobs from ui-paged');
+        await page.locator('.pager .range', { hasText: '1–25 of 28' }).waitFor();
+        const remaining = (await apiJson('/api/queues/ui-paged?per_page=100')).jobs.map((j) => j.jid);
+        assert.deepEqual(remaining, pushed.slice(2).map((j) => j.jid));
+
+        await page.getByRole('button', { name: `Show job ${pushed[2].jid}` }).click();
+        await page.locator('#job-dialog .detail dd', { hasText: pushed[2].jid }).waitFor();
+        await page.locator('#job-dialog').getByRole('button', { name: 'Close' }).click();
+        await page.locator('#job-dialog').waitFor({ state: 'hidden' });
+        await close();
+    }));
+
+    test('quiet and stop workers', check(async () => {
+        const { page, close } = await open('/busy');
+        await page.locator('td', { hasText: 'app-host-1:4242' }).waitFor();
+        await page.locator('td', { hasText: seeded.working.jid }).waitFor();
+        await page.getByRole('button', { name: 'Quiet worker worker-7f3a' }).click();
+        await successMessage(page, 'Quieted worker worker-7f3a');
+        await page.locator('.badge', { hasText: 'quiet' }).waitFor();
+        assert.equal(await worker.beat('worker-7f3a'), 'quiet');
+
+        await page.locator('#stop-all').click();
+        await confirmDialog(page);
+        await successMessage(page, 'Stopped 1 worker process');
+        await page.locator('.badge', { hasText: 'stopping' }).waitFor();
+        assert.equal(await page.getByRole('button', { name: 'Stop worker worker-7f3a' }).count(), 0);
+        assert.equal(await worker.beat('worker-7f3a'), 'terminate');
+        await close();
+    }));
+});
+
+describe('filters, live updates and preferences', () => {
+    test('filter menus and search narrow the list', check(async () => {
+        const { page, close } = await open('/retries');
+        const rows = page.locator('#jobs-table tbody tr');
+        await page.locator('#filter-jobtype option', { hasText: 'ChargeCard' }).waitFor({ state: 'attached' });
+        const jobtypes = await page.locator('#filter-jobtype option').allTextContents();
+        const listed = await apiJson('/api/sets/retries');
+        assert.deepEqual(jobtypes, ['All', ...listed.jobtypes]);
+
+        await page.selectOption('#filter-jobtype', 'ChargeCard');
+        await page.waitForURL(/jobtype=ChargeCard/);
+        await page.locator('.subtitle', { hasText: '3 jobs match the filters' }).waitFor();
+        assert.equal(await rows.count(), 3);
+
+        await page.selectOption('#filter-errtype', 'CardDeclined');
+        await page.waitForURL(/errtype=CardDeclined/);
+        await page.locator('.subtitle', { hasText: '1 job match the filters' }).waitFor();
+
+        await page.getByRole('button', { name: 'Clear filters' }).click();
+        await page.waitForURL((url) => url.search === '');
+        await page.locator('#filter-q').fill('#4');
+        await page.locator('#filter-q').press('Enter');
+        await page.waitForURL(/q=%234/);
+        await page.locator('.subtitle', { hasText: '1 job match the filters' }).waitFor();
+        assert.match(await rows.first().textContent(), /boom #4|execution expired #4|card declined #4/);
+
+        await page.selectOption('#filter-queue', 'mail');
+        await page.waitForURL(/queue=mail/);
+        await page.locator('.subtitle', { hasText: '1 job match the filters' }).waitFor();
+        await page.locator('#filter-q').fill('');
+        await page.locator('#filter-q').press('Enter');
+        await page.locator('.subtitle', { hasText: '3 jobs match the filters' }).waitFor();
+
+        await page.selectOption('#filter-per-page', '50');
+        await page.waitForURL(/per_page=50/);
+        await page.reload();
+        await waitForData(page);
+        assert.equal(await page.locator('#filter-queue').inputValue(), 'mail', 'filters survive a reload');
+        assert.equal(await page.locator('#filter-per-page').inputValue(), '50');
+        await close();
+    }));
+
+    test('retry list pages', check(async () => {
+        await seedRetries('UiPagedRetry', 7);
+        const { page, close } = await open('/retries?jobtype=UiPagedRetry&per_page=25');
+        await page.locator('.pager .range', { hasText: '1–7 of 7' }).waitFor();
+        await page.goto('/retries?jobtype=UiPagedRetry&per_page=25&page=3');
+        // A page past the end moves to the last page.
+        await page.waitForURL(/page=1/);
+        await page.locator('.pager .range', { hasText: '1–7 of 7' }).waitFor();
+        await close();
+    }));
+
+    test('a pushed job appears without reloading', check(async () => {
+        const { page, close } = await open('/queues');
+        await page.evaluate(() => {
+            window.fabrikTestMarker = 'no reload';
+        });
+        const enqueuedBefore = Number((await page.locator('[data-summary="enqueued"]').textContent()).replace(/,/g, ''));
+        await fwp.push(makeJob({ queue: 'ui-live', jobtype: 'UiLive' }));
+        await page.locator('#queues-table a', { hasText: 'ui-live' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+        await page.waitForFunction((before) => {
+            const text = document.querySelector('[data-summary="enqueued"]').textContent;
+            return Number(text.replace(/,/g, '')) === before + 1;
+        }, enqueuedBefore, { timeout: LIVE_TIMEOUT_MS });
+        assert.equal(await page.evaluate(() => window.fabrikTestMarker), 'no reload');
+        await close();
+    }));
+
+    test('selection and focus survive polling', check(async () => {
+        const jobs = await seedRetries('UiKeep', 2);
+        const { page, close } = await open('/retries?jobtype=UiKeep');
+        const box = page.getByRole('checkbox', { name: `Select job UiKeep ${jobs[1].jid}` });
+        await box.check();
+        await box.focus();
+        await seedRetries('UiKeep', 1);
+        await page.locator('#jobs-table tbody tr').nth(2).waitFor({ timeout: LIVE_TIMEOUT_MS });
+        await page.waitForTimeout(POLL_SECONDS * 1000 + 500);
+        assert.equal(await box.isChecked(), true, 'still selected');
+        assert.equal(await page.locator('.selection-count').textContent(), '1 selected');
+        assert.equal(await box.evaluate((el) => el === document.activeElement), true, 'still focused');
+        await close();
+    }));
+
+    test('dashboard interval, live graph and history range', check(async () => {
+        const { page, close } = await open('/');
+        const slider = page.getByRole('slider', { name: 'Polling interval' });
+        assert.equal(await slider.inputValue(), String(POLL_SECONDS));
+        await slider.focus();
+        await page.keyboard.press('ArrowRight');
+        await page.keyboard.press('ArrowRight');
+        await page.locator('#poll-interval-value', { hasText: '4 s' }).waitFor();
+        assert.equal(await page.evaluate(() => localStorage.getItem('fabrik.pollInterval')), '4');
+        await page.locator('#footer-poll', { hasText: 'every 4 s' }).waitFor();
+        await page.reload();
+        await waitForData(page);
+        assert.equal(await page.getByRole('slider', { name: 'Polling interval' }).inputValue(), '4', 'remembered across reloads');
+        await page.evaluate((s) => localStorage.setItem('fabrik.pollInterval', String(s)), POLL_SECONDS);
+
+        const week = page.getByRole('button', { name: '1 week' });
+        await week.click();
+        await page.waitForURL(/days=7/);
+        assert.equal(await week.getAttribute('aria-pressed'), 'true');
+        await page.waitForFunction(() => document.querySelector('#history-chart svg')
+            ?.getAttribute('aria-label').includes('last 7 days'));
+        await page.getByRole('button', { name: '6 months' }).click();
+        await page.waitForFunction(() => document.querySelector('#history-chart svg')
+            ?.getAttribute('aria-label').includes('last 180 days'));
+        const info = await apiJson('/api/info');
+        const label = await page.locator('#history-chart svg').getAttribute('aria-label');
+        assert.match(label, new RegExp(`${info.faktory.total_processed.toLocaleString('en-US')} processed`));
+        await close();
+    }));
+
+    test('dark mode follows prefers-color-scheme', check(async () => {
+        const { page, close } = await open('/retries');
+        const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+        const luminance = (rgb) => {
+            const [r, g, b] = rgb.match(/\d+/g).map(Number);
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        await page.emulateMedia({ colorScheme: 'light' });
+        assert.ok(luminance(await background()) > 200, `light background ${await background()}`);
+        await page.emulateMedia({ colorScheme: 'dark' });
+        assert.ok(luminance(await background()) < 50, `dark background ${await background()}`);
+        const text = await page.evaluate(() => getComputedStyle(document.body).color);
+        assert.ok(luminance(text) > 180, `light text on dark ${text}`);
+        await page.emulateMedia({ colorScheme: 'light' });
+        await close();
+    }));
+
+    test('API errors are shown in the message area', check(async () => {
+        const { page, close } = await open('/retries', { allowed: [/status of 503/, /status of 404/] });
+        await page.route('**/api/sets/retries?*', (route) => route.fulfill({
+            status: 503, contentType: 'application/json',
+            body: JSON.stringify({ error: 'storage failure, nothing was changed: disk I/O error' }),
+        }));
+        const alert = page.locator('#messages-alert .message-error');
+        await alert.waitFor({ timeout: LIVE_TIMEOUT_MS });
+        assert.match(await alert.textContent(), /status 503: storage failure, nothing was changed: disk I\/O error/);
+        await page.unroute('**/api/sets/retries?*');
+        await alert.waitFor({ state: 'detached', timeout: LIVE_TIMEOUT_MS });
+        await page.goto('/queues/no-such-queue');
+        await page.locator('.notice', { hasText: 'Queue no-such-queue does not exist' }).waitFor();
+        await close();
+    }));
+});
+
+describe('keyboard and proxy', () => {
+    test('keyboard alone pauses a queue and selects a job', check(async () => {
+        await fwp.push(makeJob({ queue: 'ui-keyboard', jobtype: 'UiKeyboard' }));
+        const { page, close } = await open('/queues');
+        await page.locator('#queues-table a', { hasText: 'ui-keyboard' }).waitFor();
+
+        await page.keyboard.press('Tab');
+        assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to main content');
+        await page.keyboard.press('Enter');
+        assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+
+        const target = 'Pause queue ui-keyboard';
+        let found = false;
+        for (let i = 0; i < 60 && !found; i++) {
+            await page.keyboard.press('Tab');
+            found = await page.evaluate((name) => document.activeElement.getAttribute('aria-label') === name, target);
+        }
+        assert.ok(found, `${target} is reachable with Tab`);
+        const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+        assert.notEqual(outline, 'none', 'the focused button shows a focus ring');
+        await page.keyboard.press('Enter');
+        await page.getByRole('button', { name: 'Resume queue ui-keyboard' }).waitFor();
+        assert.equal((await apiJson('/api/queues/ui-keyboard')).queue.paused, true);
+
+        const [job] = await seedRetries('UiKeyboardRetry', 1);
+        await page.goto('/retries?jobtype=UiKeyboardRetry');
+        await waitForData(page);
+        const box = page.getByRole('checkbox', { name: `Select job UiKeyboardRetry ${job.jid}` });
+        await box.waitFor();
+        let onBox = false;
+        for (let i = 0; i < 60 && !onBox; i++) {
+            await page.keyboard.press('Tab');
+            onBox = await box.evaluate((el) => el === document.activeElement);
+        }
+        assert.ok(onBox, 'the row checkbox is reachable with Tab');
+        await page.keyboard.press('Enter');
+        assert.equal(await box.isChecked(), true, 'Enter checks');
+        await page.keyboard.press('Space');
+        assert.equal(await box.isChecked(), false, 'Space unchecks');
+        await page.keyboard.press('Space');
+        assert.equal(await box.isChecked(), true);
+        await page.keyboard.press('Shift+Tab');
+        await page.keyboard.press('Shift+Tab');
+        // From the header checkbox, Shift+Tab reaches the action buttons; find Delete.
+        let onDelete = false;
+        for (let i = 0; i < 20 && !onDelete; i++) {
+            onDelete = await page.evaluate(() => document.activeElement.id === 'selected-delete');
+            if (!onDelete) {
+                await page.keyboard.press('Shift+Tab');
+            }
+        }
+        assert.ok(onDelete, 'Delete is reachable with Shift+Tab');
+        await page.keyboard.press('Enter');
+        await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+        assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-cancel', 'Cancel has the focus');
+        await page.keyboard.press('Tab');
+        await page.keyboard.press('Enter');
+        await successMessage(page, 'Deleted 1 job');
+        assert.equal((await apiJson('/api/sets/retries?jobtype=UiKeyboardRetry')).total, 0);
+        await close();
+    }));
+
+    test('X-Script-Name prefixes links and API calls', check(async () => {
+        const page = await context.newPage();
+        const errors = [];
+        page.on('pageerror', (err) => errors.push(err.message));
+        page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+        const requests = [];
+        page.on('request', (req) => requests.push(new URL(req.url()).pathname));
+        await page.setExtraHTTPHeaders({ 'X-Script-Name': '/fabrik' });
+        await page.goto('/fabrik/retries');
+        await waitForData(page);
+        await page.locator('#jobs-table tbody tr').first().waitFor();
+        const hrefs = await page.locator('a[href]').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+        for (const href of hrefs) {
+            if (!href.startsWith('#')) {
+                assert.match(href, /^\/fabrik(\/|$)/, `link ${href} starts with the prefix`);
+            }
+        }
+        await page.locator('.tabs a', { hasText: 'Queues' }).click();
+        await page.waitForURL(/\/fabrik\/queues$/);
+        await page.locator('main h1', { hasText: 'Queues' }).waitFor();
+        const outside = requests.filter((p) => !p.startsWith('/fabrik/'));
+        assert.deepEqual(outside, [], 'every request stays under the prefix');
+        assert.ok(requests.includes('/fabrik/api/queues'), 'API calls use the prefix');
+        assert.deepEqual(errors, []);
+        await page.close();
+    }));
+});
+
+// Looks a job up by jid in every set and queue listing the tests use.
+async function idByJid(jid) {
+    for (const set of ['retries', 'scheduled', 'dead']) {
+        const list = await apiJson(`/api/sets/${set}?q=${encodeURIComponent(jid)}`);
+        if (list.jobs.length === 1) {
+            return list.jobs[0].id;
+        }
+    }
+    for (const queue of (await apiJson('/api/queues')).queues) {
+        const list = await apiJson(`/api/queues/${encodeURIComponent(queue.name)}?per_page=500`);
+        const job = list.jobs.find((j) => j.jid === jid);
+        if (job) {
+            return job.id;
+        }
+    }
+    throw new Error(`job ${jid} not found`);
+}
