@@ -1,0 +1,1287 @@
+/* fwpload: a load driver for servers that speak the Faktory Work Protocol (FWP), written for
+ * fabrik's benchmarks. Every connection is one thread with a blocking socket to 127.0.0.1 and
+ * one command in flight, as in the usual Faktory clients. It reports jobs per second and
+ * per-command latency percentiles; bench/run drives it and writes docs/benchmarks.md. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The server reaps a worker after 60 s without BEAT, so this driver sends one every 10 s. */
+#define BEAT_INTERVAL_NS (10 * 1000000000ull)
+/* FETCH blocks at most 2 s on the server, so a reply that takes longer than this is a stall. */
+#define REPLY_TIMEOUT_SECONDS 30
+#define PROGRESS_AFTER_SECONDS 3.0
+#define MAX_CONNECTIONS 512
+#define MAX_REPLY_BYTES (64u << 20)
+/* cycle mode FAILs each job whose sequence number ends in 99 modulo 100: 1% of the jobs. */
+#define FAIL_EVERY 100
+/* latency mode: pause between the worker sending FETCH and the producer's PUSH, so that the
+ * FETCH is parked on the server and the sample measures a hand-off to a waiting worker. */
+#define LATENCY_PARK_NS 2000000L
+
+/* ---- options -------------------------------------------------------------------------- */
+
+enum mode { MODE_PUSH, MODE_WORK, MODE_CYCLE, MODE_LATENCY, MODE_FREE_PORT };
+
+static const char *const mode_names[] = {"push", "work", "cycle", "latency", "free-port"};
+
+struct options {
+    enum mode mode;
+    int port;
+    long jobs;
+    int connections;
+    const char *queue;
+    long payload_bytes;
+    double timeout_seconds;
+    bool json;
+    const char *password;   /* FAKTORY_PASSWORD, or NULL when unset */
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: fwpload MODE [options]\n"
+            "\n"
+            "Load driver for a Faktory Work Protocol server on 127.0.0.1.\n"
+            "\n"
+            "modes:\n"
+            "  push       push --jobs jobs over --connections producer connections\n"
+            "  work       fetch and ACK --jobs jobs that are already queued, over\n"
+            "             --connections worker connections\n"
+            "  cycle      half of --connections push --jobs jobs while the other half fetch\n"
+            "             and ACK them; 1%% of the jobs carry retry 0 and are FAILed\n"
+            "  latency    one worker waits in FETCH while one producer pushes one job at a\n"
+            "             time; --jobs sets the number of push-to-pickup samples\n"
+            "  free-port  print a TCP port on 127.0.0.1 that is free at this moment\n"
+            "\n"
+            "options:\n"
+            "  -p, --port N           server port on 127.0.0.1 (default 7419)\n"
+            "  -n, --jobs N           jobs to process (default 100000; latency: 1000)\n"
+            "  -c, --connections N    connections, one thread each, 1 to %d (default 10;\n"
+            "                         cycle needs 2; latency always uses 2)\n"
+            "  -q, --queue NAME       queue name (default fwpload)\n"
+            "      --payload-bytes N  extra string argument of N bytes per job (default 0)\n"
+            "      --timeout SECONDS  abort the run after this many seconds (default 600)\n"
+            "      --json             print the result as one JSON object on stdout\n"
+            "  -h, --help             show this help\n"
+            "\n"
+            "environment:\n"
+            "  FAKTORY_PASSWORD       password, when the server asks for one\n"
+            "\n"
+            "Exit status: 0 when every job was processed without an error reply, 1 when the\n"
+            "run failed or fell short, 2 for invalid arguments.\n",
+            MAX_CONNECTIONS);
+}
+
+static int parse_long(const char *flag, const char *text, long min, long max, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
+        fprintf(stderr, "fwpload: invalid %s \"%s\": expected an integer from %ld to %ld\n",
+                flag, text, min, max);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static int parse_seconds(const char *flag, const char *text, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(value > 0) || value > 86400) {
+        fprintf(stderr, "fwpload: invalid %s \"%s\": expected seconds above 0, at most 86400\n",
+                flag, text);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+/* Applies fabrik's rule for queue names: [a-zA-Z0-9._-]+, at most 128 bytes. */
+static int check_queue(const char *name) {
+    size_t len = strlen(name);
+    bool valid = len > 0 && len <= 128 && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                       "0123456789._-") == len;
+    if (!valid) {
+        fprintf(stderr, "fwpload: invalid --queue \"%s\": use 1 to 128 characters from "
+                        "a-z, A-Z, 0-9, '.', '_' and '-'\n", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_mode(const char *text, enum mode *out) {
+    for (size_t i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++) {
+        if (strcmp(text, mode_names[i]) == 0) {
+            *out = (enum mode)i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "fwpload: unknown mode \"%s\": use push, work, cycle, latency or "
+                    "free-port (see --help)\n", text);
+    return -1;
+}
+
+/* Checks the combinations that no single flag can check. */
+static int check_options(const struct options *opt, bool jobs_set, bool connections_set) {
+    if (opt->mode == MODE_LATENCY && connections_set) {
+        fprintf(stderr, "fwpload: --connections does not apply to latency mode, which uses "
+                        "one producer and one worker\n");
+        return -1;
+    }
+    if (opt->mode == MODE_CYCLE && opt->connections < 2) {
+        fprintf(stderr, "fwpload: cycle mode needs --connections 2 or more (half push, "
+                        "half fetch), got %d\n", opt->connections);
+        return -1;
+    }
+    if (opt->mode == MODE_FREE_PORT && (jobs_set || connections_set)) {
+        fprintf(stderr, "fwpload: free-port takes no --jobs or --connections\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies option ch with its value optarg. Returns 0, 1 after --help, or -1 after printing an
+ * error. */
+static int apply_option(int ch, char **argv, struct options *opt, bool *jobs_set,
+                        bool *connections_set) {
+    long value = 0;
+    switch (ch) {
+    case 'p':
+        if (parse_long("--port", optarg, 1, 65535, &value) != 0)
+            return -1;
+        opt->port = (int)value;
+        return 0;
+    case 'n':
+        *jobs_set = true;
+        return parse_long("--jobs", optarg, 1, 1000000000L, &opt->jobs);
+    case 'c':
+        if (parse_long("--connections", optarg, 1, MAX_CONNECTIONS, &value) != 0)
+            return -1;
+        opt->connections = (int)value;
+        *connections_set = true;
+        return 0;
+    case 'q':
+        opt->queue = optarg;
+        return check_queue(optarg);
+    case 'P':
+        return parse_long("--payload-bytes", optarg, 0, 1000000, &opt->payload_bytes);
+    case 'T':
+        return parse_seconds("--timeout", optarg, &opt->timeout_seconds);
+    case 'j':
+        opt->json = true;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 1;
+    case ':':
+        fprintf(stderr, "fwpload: option %s requires a value\n", argv[optind - 1]);
+        return -1;
+    default:
+        fprintf(stderr, "fwpload: unknown option %s (see --help)\n", argv[optind - 1]);
+        return -1;
+    }
+}
+
+/* Parses argv into opt. Returns 0, 1 after --help, or -1 after printing an error. */
+static int parse_options(int argc, char **argv, struct options *opt) {
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"jobs", required_argument, NULL, 'n'},
+        {"connections", required_argument, NULL, 'c'},
+        {"queue", required_argument, NULL, 'q'},
+        {"payload-bytes", required_argument, NULL, 'P'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *opt = (struct options){.port = 7419, .jobs = 100000, .connections = 10,
+                            .queue = "fwpload", .timeout_seconds = 600};
+    bool jobs_set = false, connections_set = false;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":p:n:c:q:h", longopts, NULL)) != -1) {
+        int rc = apply_option(ch, argv, opt, &jobs_set, &connections_set);
+        if (rc != 0)
+            return rc;
+    }
+
+    if (optind != argc - 1) {
+        fprintf(stderr, optind == argc ? "fwpload: missing MODE (see --help)\n"
+                                       : "fwpload: expected one MODE, got extra arguments "
+                                         "(see --help)\n");
+        return -1;
+    }
+    if (parse_mode(argv[optind], &opt->mode) != 0)
+        return -1;
+    if (opt->mode == MODE_LATENCY) {
+        opt->connections = 2;
+        if (!jobs_set)
+            opt->jobs = 1000;
+    }
+    opt->password = getenv("FAKTORY_PASSWORD");
+    return check_options(opt, jobs_set, connections_set);
+}
+
+/* ---- time and latency histograms ------------------------------------------------------ */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A log-linear histogram of nanoseconds: values below 128 get a bucket each and larger values
+ * keep their top 7 bits, so a reported percentile is within 1% of a recorded value. */
+#define HIST_SUB_BITS 7
+#define HIST_SUB (1 << HIST_SUB_BITS)
+#define HIST_HALF (HIST_SUB / 2)
+#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_HALF)
+
+struct histogram {
+    uint32_t counts[HIST_BUCKETS];
+    uint64_t total;
+    uint64_t max_ns;
+};
+
+static int hist_index(uint64_t ns) {
+    if (ns < HIST_SUB)
+        return (int)ns;
+    int msb = 63 - __builtin_clzll(ns);
+    int shift = msb - (HIST_SUB_BITS - 1);
+    int mantissa = (int)(ns >> shift);   /* HIST_HALF .. HIST_SUB - 1 */
+    return HIST_SUB + (msb - HIST_SUB_BITS) * HIST_HALF + (mantissa - HIST_HALF);
+}
+
+/* Returns the middle of bucket index. */
+static uint64_t hist_value(int index) {
+    if (index < HIST_SUB)
+        return (uint64_t)index;
+    int k = index - HIST_SUB;
+    int msb = HIST_SUB_BITS + k / HIST_HALF;
+    uint64_t mantissa = (uint64_t)(HIST_HALF + k % HIST_HALF);
+    int shift = msb - (HIST_SUB_BITS - 1);
+    return (mantissa << shift) + ((1ull << shift) >> 1);
+}
+
+static void hist_add(struct histogram *h, uint64_t ns) {
+    h->counts[hist_index(ns)]++;
+    h->total++;
+    if (ns > h->max_ns)
+        h->max_ns = ns;
+}
+
+static void hist_merge(struct histogram *into, const struct histogram *from) {
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        into->counts[i] += from->counts[i];
+    into->total += from->total;
+    if (from->max_ns > into->max_ns)
+        into->max_ns = from->max_ns;
+}
+
+/* Returns the value at quantile q (0 < q <= 1) in nanoseconds, or 0 for an empty histogram. */
+static uint64_t hist_quantile(const struct histogram *h, double q) {
+    if (h->total == 0)
+        return 0;
+    uint64_t rank = (uint64_t)ceil(q * (double)h->total);
+    if (rank < 1)
+        rank = 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen >= rank) {
+            uint64_t value = hist_value(i);
+            return value < h->max_ns ? value : h->max_ns;
+        }
+    }
+    return h->max_ns;
+}
+
+/* ---- one FWP connection --------------------------------------------------------------- */
+
+enum reply_type { REPLY_STRING, REPLY_ERROR, REPLY_BULK, REPLY_NIL };
+
+/* One reply. Its data points into the connection's buffer, is NUL-terminated and stays valid
+ * until the next read on that connection. For an error, data starts after the '-'. */
+struct reply {
+    enum reply_type type;
+    char *data;
+    size_t len;
+};
+
+struct fwp_conn {
+    int fd;
+    char *in;                 /* received bytes, of which in[in_start, in_end) are unparsed */
+    size_t in_cap, in_start, in_end;
+    char *out;                /* the command being sent */
+    size_t out_cap;
+    char wid[64];             /* empty for a producer */
+    uint64_t last_beat_ns;
+    char error[256];          /* why the last failed call failed */
+};
+
+static void conn_init(struct fwp_conn *c) {
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static void conn_close(struct fwp_conn *c) {
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    free(c->out);
+    conn_init(c);
+}
+
+static int conn_fail(struct fwp_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int conn_fail(struct fwp_conn *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof c->error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Formats a command into c->out, growing it as needed. Returns its length. */
+static size_t conn_format(struct fwp_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static size_t conn_format(struct fwp_conn *c, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(c->out, c->out_cap, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();   /* only an invalid format string fails, and the formats are fixed */
+        if ((size_t)n < c->out_cap)
+            return (size_t)n;
+        c->out_cap = (size_t)n + 1 > 2 * c->out_cap ? (size_t)n + 1 : 2 * c->out_cap;
+        c->out = realloc(c->out, c->out_cap);
+        if (!c->out)
+            abort();
+    }
+}
+
+static int conn_send(struct fwp_conn *c, size_t len) {
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, c->out + sent, len - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return conn_fail(c, "send failed: %s", strerror(errno));
+        sent += (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads more bytes, first moving the unparsed ones to the start of the buffer, so offsets
+ * relative to in_start stay valid. */
+static int conn_fill(struct fwp_conn *c) {
+    if (c->in_start > 0) {
+        memmove(c->in, c->in + c->in_start, c->in_end - c->in_start);
+        c->in_end -= c->in_start;
+        c->in_start = 0;
+    }
+    if (c->in_end == c->in_cap) {
+        if (c->in_cap >= MAX_REPLY_BYTES)
+            return conn_fail(c, "reply larger than %u bytes", MAX_REPLY_BYTES);
+        c->in_cap = c->in_cap ? 2 * c->in_cap : 65536;
+        c->in = realloc(c->in, c->in_cap);
+        if (!c->in)
+            abort();
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
+        if (n > 0) {
+            c->in_end += (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return conn_fail(c, "the server closed the connection");
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return conn_fail(c, "no reply within %d s", REPLY_TIMEOUT_SECONDS);
+        return conn_fail(c, "recv failed: %s", strerror(errno));
+    }
+}
+
+/* Ensures that n unparsed bytes are buffered. */
+static int conn_need(struct fwp_conn *c, size_t n) {
+    while (c->in_end - c->in_start < n) {
+        if (conn_fill(c) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Parses the bulk string whose header line has line_len bytes before its LF. */
+static int conn_read_bulk(struct fwp_conn *c, size_t line_len, struct reply *r) {
+    char *line = c->in + c->in_start;
+    char *end = NULL;
+    long len = strtol(line + 1, &end, 10);
+    if (end == line + 1 || (*end != '\r' && *end != '\n') || len < -1 ||
+        len > (long)MAX_REPLY_BYTES)
+        return conn_fail(c, "invalid bulk string header \"%.*s\"",
+                         (int)(line_len > 40 ? 40 : line_len), line);
+    if (len == -1) {
+        *r = (struct reply){.type = REPLY_NIL};
+        c->in_start += line_len + 1;
+        return 0;
+    }
+    size_t need = line_len + 1 + (size_t)len + 2;
+    if (conn_need(c, need) != 0)
+        return -1;
+    r->type = REPLY_BULK;
+    r->data = c->in + c->in_start + line_len + 1;
+    r->len = (size_t)len;
+    r->data[len] = '\0';   /* overwrites the CR, which is consumed with the reply */
+    c->in_start += need;
+    return 0;
+}
+
+/* Reads one RESP reply. Returns 0, or -1 with c->error set. */
+static int conn_read_reply(struct fwp_conn *c, struct reply *r) {
+    size_t line_len = 0;
+    for (;;) {
+        char *start = c->in + c->in_start;
+        char *lf = c->in_end > c->in_start ? memchr(start, '\n', c->in_end - c->in_start) : NULL;
+        if (lf) {
+            line_len = (size_t)(lf - start);
+            break;
+        }
+        if (conn_fill(c) != 0)
+            return -1;
+    }
+    char *line = c->in + c->in_start;
+    size_t text_len = line_len > 0 && line[line_len - 1] == '\r' ? line_len - 1 : line_len;
+    if (text_len == 0)
+        return conn_fail(c, "empty reply line");
+    if (line[0] == '$')
+        return conn_read_bulk(c, line_len, r);
+    if (line[0] != '+' && line[0] != '-')
+        return conn_fail(c, "unexpected reply \"%.*s\"", (int)(text_len > 60 ? 60 : text_len),
+                         line);
+    r->type = line[0] == '+' ? REPLY_STRING : REPLY_ERROR;
+    r->data = line + 1;
+    r->len = text_len - 1;
+    r->data[r->len] = '\0';
+    c->in_start += line_len + 1;
+    return 0;
+}
+
+/* Writes the FWP password hash: SHA-256 of password and salt, then SHA-256 of the digest,
+ * iterations times in total, as lowercase hex into hex (65 bytes). */
+static int password_hash(const char *password, const char *salt, long iterations, char *hex) {
+    size_t plen = strlen(password), slen = strlen(salt);
+    unsigned char *input = malloc(plen + slen);
+    unsigned char digest[32];
+    if (!input)
+        abort();
+    memcpy(input, password, plen);
+    memcpy(input + plen, salt, slen);
+    int ok = EVP_Digest(input, plen + slen, digest, NULL, EVP_sha256(), NULL);
+    free(input);
+    for (long i = 1; ok && i < iterations; i++)
+        ok = EVP_Digest(digest, sizeof digest, digest, NULL, EVP_sha256(), NULL);
+    for (size_t i = 0; i < sizeof digest; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return ok ? 0 : -1;
+}
+
+/* Builds the HELLO document for greeting (the JSON after "HI "). Caller frees. */
+static char *hello_json(struct fwp_conn *c, const char *greeting, const char *password) {
+    json_t *hi = json_loads(greeting, 0, NULL);
+    if (!json_is_object(hi)) {
+        json_decref(hi);
+        conn_fail(c, "greeting is not a JSON object: \"%.60s\"", greeting);
+        return NULL;
+    }
+    char hostname[256] = "localhost";
+    gethostname(hostname, sizeof hostname - 1);
+    json_t *hello = json_pack("{s:i, s:s, s:i, s:[s]}", "v", 2, "hostname", hostname, "pid",
+                              (int)getpid(), "labels", "fwpload");
+    if (c->wid[0])
+        json_object_set_new(hello, "wid", json_string(c->wid));
+
+    const char *salt = json_string_value(json_object_get(hi, "s"));
+    char hash[65] = "";
+    if (salt && !password)
+        conn_fail(c, "the server requires a password: set FAKTORY_PASSWORD");
+    else if (salt && password_hash(password, salt, (long)json_integer_value(
+                                       json_object_get(hi, "i")), hash) != 0)
+        conn_fail(c, "SHA-256 failed while hashing the password");
+    else if (salt)
+        json_object_set_new(hello, "pwdhash", json_string(hash));
+    char *text = c->error[0] ? NULL : json_dumps(hello, JSON_COMPACT);
+    json_decref(hi);
+    json_decref(hello);
+    return text;
+}
+
+static int conn_connect(struct fwp_conn *c, int port) {
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return conn_fail(c, "socket failed: %s", strerror(errno));
+    /* The driver talks to a server on this machine only: the address is fixed. */
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        return conn_fail(c, "connect to 127.0.0.1:%d failed: %s", port, strerror(errno));
+    int one = 1;
+    struct timeval timeout = {.tv_sec = REPLY_TIMEOUT_SECONDS};
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    return 0;
+}
+
+/* Connects to 127.0.0.1:port and completes the HI/HELLO handshake. A non-empty c->wid makes
+ * it a worker connection. Returns 0, or -1 with c->error set. */
+static int conn_open(struct fwp_conn *c, int port, const char *password) {
+    struct reply r;
+    if (conn_connect(c, port) != 0 || conn_read_reply(c, &r) != 0)
+        return -1;
+    if (r.type != REPLY_STRING || strncmp(r.data, "HI ", 3) != 0)
+        return conn_fail(c, "expected the +HI greeting, got \"%.60s\"", r.data);
+    char *hello = hello_json(c, r.data + 3, password);
+    if (!hello)
+        return -1;
+    size_t len = conn_format(c, "HELLO %s\r\n", hello);
+    free(hello);
+    if (conn_send(c, len) != 0 || conn_read_reply(c, &r) != 0)
+        return -1;
+    if (r.type != REPLY_STRING || strcmp(r.data, "OK") != 0)
+        return conn_fail(c, "HELLO rejected: %s%.200s", r.type == REPLY_ERROR ? "-" : "",
+                         r.data ? r.data : "(no text)");
+    c->last_beat_ns = now_ns();
+    return 0;
+}
+
+/* ---- shared run state ----------------------------------------------------------------- */
+
+enum cmd_kind { CMD_PUSH, CMD_FETCH, CMD_ACK, CMD_FAIL, CMD_BEAT, CMD_PICKUP, CMD_KINDS };
+
+/* PICKUP is not a command: it is the time from sending PUSH until the waiting worker has the
+ * job (latency mode). */
+static const char *const cmd_names[] = {"PUSH", "FETCH", "ACK", "FAIL", "BEAT", "PICKUP"};
+
+/* Hand-off between the producer and the worker in latency mode. */
+struct pickup {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool worker_waiting;      /* the worker has sent FETCH and has no job */
+    long seq;                 /* sequence number of the last job the worker received */
+    uint64_t at_ns;           /* when it was received */
+};
+
+struct run {
+    const struct options *opt;
+    char jid_prefix[32];      /* makes jids unique across runs against one server */
+    char *filler;             /* ,"xxx..." appended to args for --payload-bytes, or "" */
+    atomic_long next_seq;     /* next job sequence number to push */
+    atomic_long pushed;       /* PUSH replies +OK */
+    atomic_long claimed;      /* job slots taken by fetchers, at most opt->jobs */
+    atomic_long done;         /* jobs ACKed or FAILed with +OK */
+    atomic_long samples;      /* latency mode: push-to-pickup times recorded */
+    atomic_long failed;       /* of done, FAILed */
+    atomic_long foreign;      /* jobs of other runs that cycle or latency mode ACKed */
+    atomic_long errors;       /* error replies of every kind */
+    atomic_int pushers_running;
+    atomic_int threads_running;
+    atomic_bool stop;         /* an I/O error or the timeout ends the run */
+    atomic_bool queue_empty;  /* a fetcher found the queue empty before the count was reached */
+    pthread_barrier_t start;
+    pthread_mutex_t mu;       /* guards first_error */
+    char first_error[512];
+    struct pickup pickup;
+};
+
+static void run_note_error(struct run *run, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Keeps the first error message of the run. */
+static void run_note_error(struct run *run, const char *fmt, ...) {
+    pthread_mutex_lock(&run->mu);
+    if (run->first_error[0] == '\0') {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(run->first_error, sizeof run->first_error, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* One connection with its thread and its latency histograms. */
+enum role { ROLE_PUSHER, ROLE_FETCHER, ROLE_LATENCY_PRODUCER, ROLE_LATENCY_WORKER };
+
+struct client {
+    struct run *run;
+    int index;
+    enum role role;
+    struct fwp_conn conn;
+    struct histogram hist[CMD_KINDS];
+    pthread_t thread;
+    uint64_t finished_ns;     /* when the thread's workload ended */
+};
+
+/* Sends the len bytes in c->conn.out, reads the reply and records the round trip. Returns 0
+ * with *r set, or -1 after an I/O or framing error, which stops the run. An error reply is
+ * counted here and returns 0. */
+static int client_call(struct client *c, enum cmd_kind kind, size_t len, struct reply *r) {
+    uint64_t started = now_ns();
+    if (conn_send(&c->conn, len) != 0 || conn_read_reply(&c->conn, r) != 0) {
+        if (!atomic_load(&c->run->stop))
+            run_note_error(c->run, "%s on connection %d: %s", cmd_names[kind], c->index,
+                           c->conn.error);
+        atomic_store(&c->run->stop, true);
+        return -1;
+    }
+    hist_add(&c->hist[kind], now_ns() - started);
+    if (r->type == REPLY_ERROR) {
+        atomic_fetch_add(&c->run->errors, 1);
+        run_note_error(c->run, "%s: -%.300s", cmd_names[kind], r->data);
+    }
+    return 0;
+}
+
+/* Returns true for +OK; anything else but an error reply (already counted) is counted here. */
+static bool reply_is_ok(struct client *c, enum cmd_kind kind, const struct reply *r) {
+    if (r->type == REPLY_STRING && strcmp(r->data, "OK") == 0)
+        return true;
+    if (r->type != REPLY_ERROR) {
+        atomic_fetch_add(&c->run->errors, 1);
+        run_note_error(c->run, "%s: expected +OK, got reply type %d \"%.100s\"",
+                       cmd_names[kind], (int)r->type, r->data ? r->data : "");
+    }
+    return false;
+}
+
+/* Sends BEAT when BEAT_INTERVAL_NS has passed since the handshake or the last BEAT. The reply
+ * is +OK, or a bulk string with the state the server wants (quiet, terminate). */
+static int client_beat(struct client *c) {
+    if (now_ns() - c->conn.last_beat_ns < BEAT_INTERVAL_NS)
+        return 0;
+    struct reply r;
+    size_t len = conn_format(&c->conn, "BEAT {\"wid\":\"%s\"}\r\n", c->conn.wid);
+    if (client_call(c, CMD_BEAT, len, &r) != 0)
+        return -1;
+    c->conn.last_beat_ns = now_ns();
+    if (r.type == REPLY_BULK && strstr(r.data, "terminate")) {
+        run_note_error(c->run, "BEAT: the server asked worker %s to terminate", c->conn.wid);
+        atomic_store(&c->run->stop, true);
+        return -1;
+    }
+    return 0;
+}
+
+static bool job_should_fail(const struct run *run, long seq) {
+    return run->opt->mode == MODE_CYCLE && seq % FAIL_EVERY == FAIL_EVERY - 1;
+}
+
+static size_t format_push(struct client *c, long seq) {
+    const struct run *run = c->run;
+    return conn_format(&c->conn,
+                       "PUSH {\"jid\":\"%s-%ld\",\"jobtype\":\"fwpload\",\"queue\":\"%s\","
+                       "\"args\":[%ld%s]%s}\r\n",
+                       run->jid_prefix, seq, run->opt->queue, seq, run->filler,
+                       job_should_fail(run, seq) ? ",\"retry\":0" : "");
+}
+
+/* Copies the jid of a job payload into jid (size bytes) and returns the job's sequence
+ * number, or -1 for a job that this run did not push. Returns -2 without a jid. */
+static long job_identify(const struct run *run, const char *payload, char *jid, size_t size) {
+    /* The server writes compact JSON, and a "jid":" inside a string value would be escaped. */
+    const char *start = strstr(payload, "\"jid\":\"");
+    if (!start)
+        return -2;
+    start += 7;
+    const char *end = strchr(start, '"');
+    if (!end || (size_t)(end - start) >= size)
+        return -2;
+    memcpy(jid, start, (size_t)(end - start));
+    jid[end - start] = '\0';
+    size_t plen = strlen(run->jid_prefix);
+    if (strncmp(jid, run->jid_prefix, plen) != 0 || jid[plen] != '-')
+        return -1;
+    return strtol(jid + plen + 1, NULL, 10);
+}
+
+/* ---- the four workloads --------------------------------------------------------------- */
+
+static void pusher_loop(struct client *c) {
+    struct run *run = c->run;
+    while (!atomic_load(&run->stop)) {
+        long seq = atomic_fetch_add(&run->next_seq, 1);
+        if (seq >= run->opt->jobs)
+            break;
+        struct reply r;
+        if (client_call(c, CMD_PUSH, format_push(c, seq), &r) != 0)
+            break;
+        if (reply_is_ok(c, CMD_PUSH, &r))
+            atomic_fetch_add(&run->pushed, 1);
+    }
+}
+
+/* ACKs the fetched job, or FAILs it when the cycle workload marks it for failure. In cycle mode
+ * a job that another run pushed is ACKed without counting, and its slot goes back to the
+ * fetchers. */
+static int client_finish_job(struct client *c, const char *payload) {
+    struct run *run = c->run;
+    char jid[256];
+    long seq = job_identify(run, payload, jid, sizeof jid);
+    if (seq == -2) {
+        atomic_fetch_add(&run->errors, 1);
+        run_note_error(run, "FETCH returned a job without a usable jid: %.200s", payload);
+        return 0;
+    }
+
+    bool fail = seq >= 0 && job_should_fail(run, seq);
+    enum cmd_kind kind = fail ? CMD_FAIL : CMD_ACK;
+    size_t len = fail ? conn_format(&c->conn,
+                                    "FAIL {\"jid\":\"%s\",\"errtype\":\"fwpload\",\"message\":"
+                                    "\"deliberate failure of 1%% of the jobs\","
+                                    "\"backtrace\":[]}\r\n", jid)
+                      : conn_format(&c->conn, "ACK {\"jid\":\"%s\"}\r\n", jid);
+    struct reply r;
+    if (client_call(c, kind, len, &r) != 0)
+        return -1;
+    if (!reply_is_ok(c, kind, &r))
+        return 0;
+
+    if (seq < 0 && run->opt->mode != MODE_WORK) {
+        atomic_fetch_add(&run->foreign, 1);
+        if (run->opt->mode == MODE_CYCLE)
+            atomic_fetch_sub(&run->claimed, 1);
+        return 0;
+    }
+    atomic_fetch_add(&run->done, 1);
+    if (fail)
+        atomic_fetch_add(&run->failed, 1);
+    return 0;
+}
+
+/* Fetches and finishes jobs until opt->jobs are claimed. A fetcher claims a slot before its
+ * FETCH, so no thread waits for a job that will never come once the count is reached. */
+static void fetcher_loop(struct client *c) {
+    struct run *run = c->run;
+    while (!atomic_load(&run->stop)) {
+        if (atomic_fetch_add(&run->claimed, 1) >= run->opt->jobs)
+            break;
+        if (client_beat(c) != 0)
+            break;
+        /* Read before FETCH: if every push was acknowledged before the FETCH was sent, an
+         * empty reply means that the queue really is empty. */
+        bool pushers_done = atomic_load(&run->pushers_running) == 0;
+        struct reply r;
+        if (client_call(c, CMD_FETCH, conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue),
+                        &r) != 0)
+            break;
+        if (r.type == REPLY_NIL && pushers_done) {
+            atomic_store(&run->queue_empty, true);
+            break;
+        }
+        if (r.type == REPLY_NIL) {
+            atomic_fetch_sub(&run->claimed, 1);
+            continue;
+        }
+        if (r.type == REPLY_BULK && client_finish_job(c, r.data) != 0)
+            break;
+    }
+}
+
+/* Waits until done(pickup) is true, or the run stops. Returns 0 or -1. */
+static int pickup_wait(struct run *run, bool (*done)(const struct pickup *, long), long seq) {
+    struct pickup *p = &run->pickup;
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    while (!done(p, seq)) {
+        if (atomic_load(&run->stop)) {
+            rc = -1;
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static bool worker_is_waiting(const struct pickup *p, long seq) {
+    (void)seq;
+    return p->worker_waiting;
+}
+
+static bool job_was_picked(const struct pickup *p, long seq) {
+    return p->seq == seq;
+}
+
+static void pickup_publish(struct run *run, bool waiting, long seq, uint64_t at_ns) {
+    struct pickup *p = &run->pickup;
+    pthread_mutex_lock(&p->mu);
+    p->worker_waiting = waiting;
+    if (!waiting) {
+        p->seq = seq;
+        p->at_ns = at_ns;
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Pushes one job at a time, each once the worker is parked in FETCH, and records how long
+ * the job took from the PUSH to the worker. */
+static void latency_producer_loop(struct client *c) {
+    struct run *run = c->run;
+    const struct timespec park = {.tv_nsec = LATENCY_PARK_NS};
+    for (long seq = 0; seq < run->opt->jobs && !atomic_load(&run->stop); seq++) {
+        if (pickup_wait(run, worker_is_waiting, seq) != 0)
+            break;
+        nanosleep(&park, NULL);
+        size_t len = format_push(c, seq);
+        uint64_t started = now_ns();
+        struct reply r;
+        if (client_call(c, CMD_PUSH, len, &r) != 0)
+            break;
+        if (!reply_is_ok(c, CMD_PUSH, &r)) {
+            atomic_store(&run->stop, true);
+            break;
+        }
+        atomic_fetch_add(&run->pushed, 1);
+        if (pickup_wait(run, job_was_picked, seq) != 0)
+            break;
+        hist_add(&c->hist[CMD_PICKUP], run->pickup.at_ns - started);
+        atomic_fetch_add(&run->samples, 1);
+    }
+}
+
+/* Waits in FETCH, hands each job's arrival time to the producer, then ACKs it. FETCH latency
+ * is not recorded here because it is mostly the wait for the next push. */
+static void latency_worker_loop(struct client *c) {
+    struct run *run = c->run;
+    long last = -1;
+    while (!atomic_load(&run->stop) && last != run->opt->jobs - 1) {
+        struct reply r;
+        if (client_beat(c) != 0)
+            break;
+        size_t len = conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue);
+        if (conn_send(&c->conn, len) != 0)
+            break;
+        pickup_publish(run, true, 0, 0);
+        if (conn_read_reply(&c->conn, &r) != 0) {
+            if (!atomic_load(&run->stop))
+                run_note_error(run, "FETCH on the latency worker: %s", c->conn.error);
+            atomic_store(&run->stop, true);
+            break;
+        }
+        uint64_t arrived = now_ns();
+        if (r.type != REPLY_BULK)
+            continue;   /* the 2-second FETCH wait ended without a job */
+        char jid[256];
+        long seq = job_identify(run, r.data, jid, sizeof jid);
+        pickup_publish(run, false, seq, arrived);
+        if (seq >= 0)
+            last = seq;
+        if (client_finish_job(c, r.data) != 0)
+            break;
+    }
+    /* A worker that gives up early must not leave the producer waiting for it. */
+    if (last != run->opt->jobs - 1)
+        atomic_store(&run->stop, true);
+}
+
+static void *client_main(void *arg) {
+    struct client *c = arg;
+    struct run *run = c->run;
+    pthread_barrier_wait(&run->start);
+    switch (c->role) {
+    case ROLE_PUSHER:
+        pusher_loop(c);
+        atomic_fetch_sub(&run->pushers_running, 1);
+        break;
+    case ROLE_FETCHER:
+        fetcher_loop(c);
+        break;
+    case ROLE_LATENCY_PRODUCER:
+        latency_producer_loop(c);
+        break;
+    case ROLE_LATENCY_WORKER:
+        latency_worker_loop(c);
+        break;
+    }
+    c->finished_ns = now_ns();
+    atomic_fetch_sub(&run->threads_running, 1);
+    return NULL;
+}
+
+/* ---- setup, progress and results ------------------------------------------------------ */
+
+static enum role role_for(const struct options *opt, int index) {
+    switch (opt->mode) {
+    case MODE_PUSH:
+        return ROLE_PUSHER;
+    case MODE_WORK:
+        return ROLE_FETCHER;
+    case MODE_CYCLE:
+        return index < opt->connections / 2 ? ROLE_PUSHER : ROLE_FETCHER;
+    default:
+        return index == 0 ? ROLE_LATENCY_PRODUCER : ROLE_LATENCY_WORKER;
+    }
+}
+
+static void run_init(struct run *run, const struct options *opt) {
+    memset(run, 0, sizeof *run);
+    run->opt = opt;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(run->jid_prefix, sizeof run->jid_prefix, "fwpload%08lx%04x",
+             (unsigned long)(ts.tv_sec ^ ts.tv_nsec) & 0xffffffffUL,
+             (unsigned)getpid() & 0xffffu);
+    run->filler = calloc(1, (size_t)opt->payload_bytes + 4);
+    if (!run->filler)
+        abort();
+    if (opt->payload_bytes > 0) {
+        run->filler[0] = ',';
+        run->filler[1] = '"';
+        memset(run->filler + 2, 'x', (size_t)opt->payload_bytes);
+        run->filler[opt->payload_bytes + 2] = '"';
+    }
+    pthread_mutex_init(&run->mu, NULL);
+    pthread_mutex_init(&run->pickup.mu, NULL);
+    pthread_cond_init(&run->pickup.cv, NULL);
+    run->pickup.seq = -1;
+}
+
+/* Opens every connection before any thread starts, so the clock covers only the workload. */
+static int clients_open(struct client *clients, struct run *run) {
+    const struct options *opt = run->opt;
+    for (int i = 0; i < opt->connections; i++) {
+        struct client *c = &clients[i];
+        c->run = run;
+        c->index = i;
+        c->role = role_for(opt, i);
+        conn_init(&c->conn);
+        if (c->role == ROLE_FETCHER || c->role == ROLE_LATENCY_WORKER)
+            snprintf(c->conn.wid, sizeof c->conn.wid, "%s-w%d", run->jid_prefix, i);
+        if (c->role == ROLE_PUSHER)
+            run->pushers_running++;
+        if (conn_open(&c->conn, opt->port, opt->password) != 0) {
+            fprintf(stderr, "fwpload: connection %d of %d: %s\n", i + 1, opt->connections,
+                    c->conn.error);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static long progress_count(const struct run *run) {
+    switch (run->opt->mode) {
+    case MODE_PUSH:
+        return atomic_load(&run->pushed);
+    case MODE_LATENCY:
+        return atomic_load(&run->samples);
+    default:
+        return atomic_load(&run->done);
+    }
+}
+
+static double seconds_between(uint64_t from, uint64_t to) {
+    return (double)(to - from) / 1e9;
+}
+
+/* Prints progress once a second after PROGRESS_AFTER_SECONDS and enforces --timeout. Returns
+ * when every thread has finished. */
+static void monitor(struct run *run, struct client *clients, uint64_t started) {
+    const struct timespec tick = {.tv_nsec = 50000000L};
+    uint64_t next_report = started + 1000000000ull;
+    long last_count = 0;
+    bool timed_out = false;
+    while (atomic_load(&run->threads_running) > 0) {
+        nanosleep(&tick, NULL);
+        uint64_t now = now_ns();
+        double elapsed = seconds_between(started, now);
+        if (!timed_out && elapsed > run->opt->timeout_seconds) {
+            timed_out = true;
+            run_note_error(run, "timed out after %.0f s with %ld of %ld jobs done",
+                           run->opt->timeout_seconds, progress_count(run), run->opt->jobs);
+            atomic_store(&run->stop, true);
+            /* Threads blocked in recv return at once instead of after their read timeout. */
+            for (int i = 0; i < run->opt->connections; i++)
+                shutdown(clients[i].conn.fd, SHUT_RDWR);
+        }
+        if (now < next_report)
+            continue;
+        long count = progress_count(run);
+        if (elapsed >= PROGRESS_AFTER_SECONDS)
+            fprintf(stderr, "fwpload: %s %.0f s: %ld of %ld jobs, %ld jobs/s in the last "
+                            "second\n", mode_names[run->opt->mode], elapsed, count,
+                    run->opt->jobs, count - last_count);
+        last_count = count;
+        next_report += 1000000000ull;
+    }
+}
+
+/* Job counts from INFO after the run. A value of -1 means INFO did not report it. */
+struct server_counts {
+    bool valid;
+    long queue, working, retries, dead, scheduled;
+};
+
+static long json_long(const json_t *object, const char *key, long missing) {
+    const json_t *value = json_object_get(object, key);
+    return json_is_integer(value) ? (long)json_integer_value(value) : missing;
+}
+
+static int query_info(const struct options *opt, struct server_counts *out, char *err,
+                      size_t errlen) {
+    struct fwp_conn c;
+    conn_init(&c);
+    struct reply r;
+    int rc = -1;
+    if (conn_open(&c, opt->port, opt->password) != 0 ||
+        conn_send(&c, conn_format(&c, "INFO\r\n")) != 0 || conn_read_reply(&c, &r) != 0) {
+        snprintf(err, errlen, "%s", c.error);
+    } else if (r.type != REPLY_BULK) {
+        snprintf(err, errlen, "INFO returned \"%.200s\"", r.data ? r.data : "");
+    } else {
+        json_t *doc = json_loads(r.data, 0, NULL);
+        const json_t *faktory = json_object_get(doc, "faktory");
+        const json_t *sets = json_object_get(faktory, "sets");
+        *out = (struct server_counts){
+            .valid = true,
+            .queue = json_long(json_object_get(faktory, "queues"), opt->queue, 0),
+            .working = json_long(sets, "working", -1),
+            .retries = json_long(sets, "retries", -1),
+            .dead = json_long(sets, "dead", -1),
+            .scheduled = json_long(sets, "scheduled", -1),
+        };
+        if (!faktory)
+            snprintf(err, errlen, "INFO has no \"faktory\" object");
+        rc = faktory ? 0 : -1;
+        json_decref(doc);
+        conn_send(&c, conn_format(&c, "END\r\n"));
+    }
+    conn_close(&c);
+    return rc;
+}
+
+struct result {
+    long jobs;                /* jobs pushed, finished or sampled, by mode */
+    double seconds;
+    double cpu_seconds;       /* user and system time of this process */
+    struct histogram hist[CMD_KINDS];
+    struct server_counts after;
+    const char *shortfall;    /* why fewer jobs than requested were processed, or NULL */
+};
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double us(uint64_t ns) {
+    return (double)ns / 1e3;
+}
+
+static json_t *result_json(const struct run *run, const struct result *res) {
+    const struct options *opt = run->opt;
+    json_t *commands = json_object();
+    for (int k = 0; k < CMD_KINDS; k++) {
+        const struct histogram *h = &res->hist[k];
+        if (h->total == 0)
+            continue;
+        json_object_set_new(commands, cmd_names[k],
+                            json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)h->total,
+                                      "p50_us", us(hist_quantile(h, 0.50)), "p99_us",
+                                      us(hist_quantile(h, 0.99)), "max_us", us(h->max_ns)));
+    }
+    json_t *doc = json_pack(
+        "{s:s, s:i, s:I, s:I, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:s?, s:s?}", "mode",
+        mode_names[opt->mode], "connections", opt->connections, "jobs_requested",
+        (json_int_t)opt->jobs, "jobs", (json_int_t)res->jobs, "payload_bytes",
+        (int)opt->payload_bytes, "seconds", res->seconds, "jobs_per_sec",
+        res->seconds > 0 ? (double)res->jobs / res->seconds : 0.0, "driver_cpu_seconds",
+        res->cpu_seconds, "failed", (json_int_t)atomic_load(&run->failed), "other_runs_jobs",
+        (json_int_t)atomic_load(&run->foreign), "errors",
+        (json_int_t)atomic_load(&run->errors), "commands", commands, "first_error",
+        run->first_error[0] ? run->first_error : NULL, "shortfall", res->shortfall);
+    if (res->after.valid)
+        json_object_set_new(doc, "server_after",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I}", "queue",
+                                      (json_int_t)res->after.queue, "working",
+                                      (json_int_t)res->after.working, "retries",
+                                      (json_int_t)res->after.retries, "dead",
+                                      (json_int_t)res->after.dead, "scheduled",
+                                      (json_int_t)res->after.scheduled));
+    return doc;
+}
+
+static void print_text(const struct run *run, const struct result *res) {
+    const struct options *opt = run->opt;
+    printf("mode         %s\n", mode_names[opt->mode]);
+    if (opt->mode == MODE_CYCLE)
+        printf("connections  %d (%d pushing, %d fetching)\n", opt->connections,
+               opt->connections / 2, opt->connections - opt->connections / 2);
+    else
+        printf("connections  %d\n", opt->connections);
+    printf("jobs         %ld of %ld\n", res->jobs, opt->jobs);
+    printf("seconds      %.3f\n", res->seconds);
+    printf("jobs/s       %.0f\n", res->seconds > 0 ? (double)res->jobs / res->seconds : 0.0);
+    printf("driver cpu   %.2f s\n", res->cpu_seconds);
+    printf("errors       %ld\n", atomic_load(&run->errors));
+    if (atomic_load(&run->foreign) > 0)
+        printf("other runs   %ld jobs pushed by another run were ACKed and not counted\n",
+               atomic_load(&run->foreign));
+    printf("\n%-8s %10s %10s %10s %10s\n", "command", "count", "p50 us", "p99 us", "max us");
+    for (int k = 0; k < CMD_KINDS; k++) {
+        const struct histogram *h = &res->hist[k];
+        if (h->total > 0)
+            printf("%-8s %10llu %10.1f %10.1f %10.1f\n", cmd_names[k],
+                   (unsigned long long)h->total, us(hist_quantile(h, 0.50)),
+                   us(hist_quantile(h, 0.99)), us(h->max_ns));
+    }
+    if (res->after.valid)
+        printf("\nafter the run: queue %s %ld, working %ld, retries %ld, dead %ld, "
+               "scheduled %ld\n", opt->queue, res->after.queue, res->after.working,
+               res->after.retries, res->after.dead, res->after.scheduled);
+}
+
+/* Returns why the run processed fewer jobs than requested, or NULL. */
+static const char *shortfall_reason(const struct run *run, long jobs) {
+    if (jobs >= run->opt->jobs)
+        return NULL;
+    if (atomic_load(&run->queue_empty))
+        return "the queue ran empty before the requested number of jobs was fetched";
+    if (atomic_load(&run->stop))
+        return "the run stopped early (see first_error)";
+    return "some commands returned errors (see first_error)";
+}
+
+static void collect(struct run *run, struct client *clients, struct result *res) {
+    for (int i = 0; i < run->opt->connections; i++) {
+        for (int k = 0; k < CMD_KINDS; k++)
+            hist_merge(&res->hist[k], &clients[i].hist[k]);
+    }
+    res->jobs = progress_count(run);
+    res->shortfall = shortfall_reason(run, res->jobs);
+    char err[300] = "";
+    if (query_info(run->opt, &res->after, err, sizeof err) != 0)
+        fprintf(stderr, "fwpload: reading INFO after the run failed: %s\n", err);
+}
+
+static int report(struct run *run, const struct result *res) {
+    if (run->opt->json) {
+        json_t *doc = result_json(run, res);
+        char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(7));
+        printf("%s\n", text);
+        free(text);
+        json_decref(doc);
+    } else {
+        print_text(run, res);
+    }
+    if (run->first_error[0])
+        fprintf(stderr, "fwpload: first error: %s\n", run->first_error);
+    if (res->shortfall)
+        fprintf(stderr, "fwpload: %ld of %ld jobs: %s\n", res->jobs, run->opt->jobs,
+                res->shortfall);
+    bool ok = !res->shortfall && atomic_load(&run->errors) == 0 && !atomic_load(&run->stop);
+    return ok ? 0 : 1;
+}
+
+/* Prints a TCP port that is free on 127.0.0.1 now. Another process may take it before the
+ * caller's server binds it, so the caller retries with a new port when the bind fails. */
+static int print_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        fprintf(stderr, "fwpload: binding a port on 127.0.0.1 failed: %s\n", strerror(errno));
+        return 1;
+    }
+    printf("%d\n", ntohs(addr.sin_port));
+    close(fd);
+    return 0;
+}
+
+static int run_workload(const struct options *opt) {
+    struct run run;
+    run_init(&run, opt);
+    struct client *clients = calloc((size_t)opt->connections, sizeof *clients);
+    struct result *res = calloc(1, sizeof *res);
+    if (!clients || !res)
+        abort();
+    int status = 1;
+    if (clients_open(clients, &run) != 0)
+        goto out;
+
+    pthread_barrier_init(&run.start, NULL, (unsigned)opt->connections + 1);
+    atomic_store(&run.threads_running, opt->connections);
+    for (int i = 0; i < opt->connections; i++)
+        pthread_create(&clients[i].thread, NULL, client_main, &clients[i]);
+    pthread_barrier_wait(&run.start);
+    double cpu_before = cpu_seconds();
+    uint64_t started = now_ns();
+    monitor(&run, clients, started);
+    /* The run ends when its last thread does, not when the monitor next looks. */
+    uint64_t finished = started;
+    for (int i = 0; i < opt->connections; i++) {
+        pthread_join(clients[i].thread, NULL);
+        if (clients[i].finished_ns > finished)
+            finished = clients[i].finished_ns;
+    }
+    res->seconds = seconds_between(started, finished);
+    res->cpu_seconds = cpu_seconds() - cpu_before;
+    pthread_barrier_destroy(&run.start);
+
+    collect(&run, clients, res);
+    status = report(&run, res);
+out:
+    for (int i = 0; i < opt->connections; i++)
+        conn_close(&clients[i].conn);
+    free(clients);
+    free(res);
+    free(run.filler);
+    return status;
+}
+
+int main(int argc, char **argv) {
+    struct options opt;
+    int rc = parse_options(argc, argv, &opt);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (opt.mode == MODE_FREE_PORT)
+        return print_free_port();
+    return run_workload(&opt);
+}
