@@ -18,7 +18,7 @@ export function url(path) {
     return `${root}${path}`;
 }
 
-// An HTTP error answer from the API, or a failure to reach the server (status 0).
+// An HTTP error response from the API, or a failure to reach the server (status 0).
 export class ApiError extends Error {
     constructor(method, path, status, message) {
         super(message);
@@ -46,7 +46,7 @@ async function readError(response) {
             return body.error;
         }
     } catch {
-        // Not JSON: a proxy or the server's plain-text auth answer. Fall through.
+        // Not JSON, e.g. a proxy error page or the plain-text 401 body. Fall through.
     }
     return text.trim() || response.statusText || 'no error message';
 }

@@ -12,7 +12,7 @@ const STATE_NAMES = {
     dead: 'Dead',
 };
 
-// What the job's `at` means in each state.
+// Labels of the job's `at` in each state.
 const AT_LABELS = {
     scheduled: 'Scheduled for',
     retry: 'Next retry',
@@ -109,7 +109,7 @@ function rawSection(job, state) {
         pre);
 }
 
-// Builds the detail block of job. state.rawOpen (kept by the caller across polls) says
+// Builds the detail block of job. state.rawOpen, kept by the caller across polls, controls
 // whether the raw JSON is shown.
 export function renderJobDetail(job, state = { rawOpen: false }) {
     return h('div', { class: 'job-detail' },

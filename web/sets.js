@@ -70,13 +70,13 @@ function filtersFromQuery(query) {
 // Keeps a filter menu's options equal to ['' (all), ...values], plus the current value when
 // the set no longer contains it. Rebuilding only on change keeps an open menu open.
 function updateSelect(select, values, current) {
-    const wanted = ['', ...values];
-    if (current && !wanted.includes(current)) {
-        wanted.push(current);
+    const expected = ['', ...values];
+    if (current && !expected.includes(current)) {
+        expected.push(current);
     }
-    const have = [...select.options].map((o) => o.value);
-    if (have.length !== wanted.length || have.some((v, i) => v !== wanted[i])) {
-        select.replaceChildren(...wanted.map((value) =>
+    const present = [...select.options].map((option) => option.value);
+    if (present.length !== expected.length || present.some((v, i) => v !== expected[i])) {
+        select.replaceChildren(...expected.map((value) =>
             h('option', { value }, value === '' ? 'All' : value)));
     }
     if (select.value !== (current || '')) {

@@ -59,7 +59,8 @@ async function postJson(web, path, body, expectedStatus = 200) {
 
 function assertError(res, status, pattern, what) {
     assert.equal(res.status, status, `${what}: status (body ${res.text.slice(0, 200)})`);
-    assert.ok(res.json && typeof res.json.error === 'string', `${what}: {"error": ...} body, got ${res.text.slice(0, 200)}`);
+    assert.ok(res.json, `${what}: JSON body, got ${res.text.slice(0, 200)}`);
+    assert.equal(typeof res.json.error, 'string', `${what}: {"error": ...} body`);
     if (pattern) {
         assert.match(res.json.error, pattern, `${what}: error message`);
     }
@@ -75,7 +76,8 @@ const JOB_KEYS = ['args', 'at', 'created_at', 'custom', 'display_type', 'enqueue
 
 function assertJobShape(job, what) {
     assert.deepEqual(Object.keys(job).sort(), JOB_KEYS, `${what}: job keys`);
-    assert.ok(Number.isSafeInteger(job.id) && job.id > 0, `${what}: id is a positive integer`);
+    assert.ok(Number.isSafeInteger(job.id), `${what}: id is an integer`);
+    assert.ok(job.id > 0, `${what}: id is positive`);
     assert.equal(typeof job.jid, 'string', `${what}: jid`);
     assert.ok(['queued', 'scheduled', 'retry', 'working', 'dead'].includes(job.state), `${what}: state ${job.state}`);
     assert.ok(Array.isArray(job.args), `${what}: args is an array`);
@@ -268,7 +270,8 @@ describe('read endpoints', () => {
         assert.equal(standard.size, 2);
         assert.equal(standard.paused, false);
         assert.equal(typeof standard.latency, 'number');
-        assert.ok(standard.latency >= 0 && standard.latency < 60, `latency ${standard.latency}`);
+        assert.ok(standard.latency >= 0, `latency ${standard.latency} is not negative`);
+        assert.ok(standard.latency < 60, `latency ${standard.latency} is the age of the oldest job`);
         const done = queues.find((q) => q.name === 'done');
         assert.equal(done.size, 0);
         assert.equal(done.latency, 0, 'an empty queue has no latency');
@@ -753,7 +756,7 @@ describe('HTTP conventions', () => {
     }));
 
     // NOTE: libevent rejects methods outside GET, HEAD and POST itself, with 501 and an HTML
-    // body, before the API sees the request.
+    // body, before the API code receives the request.
     test('other methods answer 405 with Allow', { todo: 'the server answers 501 Not Implemented in HTML' },
         check(async () => {
             for (const method of ['PUT', 'DELETE', 'PATCH']) {

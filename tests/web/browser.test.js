@@ -1,15 +1,15 @@
 'use strict';
-// Drives the web UI in Debian's Chromium (playwright-core) against the real server: every
-// page loads with seeded data and without console errors, every action works through the
-// UI, pages update live, dark mode follows prefers-color-scheme, and one action works by
-// keyboard alone. A screenshot of each page is saved for people to look at.
+// Drives the web UI in Debian's Chromium (playwright-core) against the real server. Every
+// page must load with seeded data and without console errors, and every action must work
+// through the UI. The tests also cover live updates, dark mode (prefers-color-scheme) and
+// one action done by keyboard alone. A screenshot of each page is saved for people to see.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
-const { chromium } = require('playwright-core');
+const { chromium } = requirePlaywright();
 const { FabrikServer, stopAll } = require('./lib/server');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
@@ -24,6 +24,15 @@ const POLL_SECONDS = 2;
 const LIVE_TIMEOUT_MS = 8000;
 const LONG_BACKOFF_FAILURE = { retry_count: 10, remaining: 15 };
 const HOUR_MS = 3600 * 1000;
+
+// Loads playwright-core from this directory's node_modules, with a hint when it is missing.
+function requirePlaywright() {
+    try {
+        return require('playwright-core');
+    } catch (err) {
+        throw new Error(`playwright-core is not installed (${err.message}): run \`npm ci\` in ${__dirname}`);
+    }
+}
 
 let server;
 let fwp;
@@ -221,6 +230,7 @@ describe('pages', () => {
             [`/morgue/${deadId}`, 'dead-job', 'ChargeCard', 'dead'],
         ];
         const saved = [];
+
         for (const [pagePath, name, heading, tab] of pages) {
             const { page, close } = await open(pagePath);
             await page.locator('main h1', { hasText: heading }).waitFor();
@@ -237,12 +247,14 @@ describe('pages', () => {
             saved.push(await screenshot(page, name));
             await close();
         }
+
         for (const [pagePath, name] of [['/', 'dashboard-dark'], ['/retries', 'retries-dark'], ['/busy', 'busy-dark']]) {
             const { page, close } = await open(pagePath);
             await page.emulateMedia({ colorScheme: 'dark' });
             saved.push(await screenshot(page, name));
             await close();
         }
+
         const { page, close } = await open('/queues');
         await page.setViewportSize({ width: 390, height: 844 });
         saved.push(await screenshot(page, 'queues-narrow'));

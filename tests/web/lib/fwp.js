@@ -55,8 +55,8 @@ class FwpClient {
         socket.on('close', () => this.onClose());
     }
 
-    // Connects and completes the handshake. hello adds fields to HELLO (wid, labels...);
-    // password answers the server's challenge when it sends one.
+    // Connects and completes the handshake. hello adds fields to HELLO (wid, labels...), and
+    // password is hashed with the server's salt when the greeting contains a challenge.
     static async connect(port, { hello = {}, password } = {}) {
         const socket = await new Promise((resolve, reject) => {
             const sock = net.connect(port, '127.0.0.1');
@@ -126,7 +126,7 @@ class FwpClient {
         return reply;
     }
 
-    // Sends a command that must be answered with +OK.
+    // Sends a command whose reply must be +OK.
     async ok(line) {
         const reply = await this.command(line);
         if (reply.kind !== 'simple' || reply.value !== 'OK') {
@@ -156,7 +156,7 @@ class FwpClient {
         await this.ok(`ACK ${JSON.stringify({ jid })}`);
     }
 
-    // Sends BEAT and returns the state the server answers with ('' when it answers +OK).
+    // Sends BEAT and returns the state in the server's reply ('' when the reply is +OK).
     async beat(wid) {
         const reply = await this.command(`BEAT ${JSON.stringify({ wid })}`);
         if (reply.kind === 'simple') {
