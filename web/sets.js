@@ -214,6 +214,7 @@ export function createSetView(setName) {
         parts.jobtype = h('select', { id: 'filter-jobtype', onchange: applyFilters });
         parts.queue = h('select', { id: 'filter-queue', onchange: applyFilters });
         parts.errtype = h('select', { id: 'filter-errtype', onchange: applyFilters });
+        parts.errtypeField = filterField('filter-errtype', 'Error class', parts.errtype);
         parts.perPage = h('select', { id: 'filter-per-page', onchange: applyFilters },
             PER_PAGE_CHOICES.map((n) => h('option', { value: String(n) }, String(n))));
         parts.search = h('input', {
@@ -242,7 +243,7 @@ export function createSetView(setName) {
         },
         filterField('filter-jobtype', 'Job type', parts.jobtype),
         filterField('filter-queue', 'Queue', parts.queue),
-        filterField('filter-errtype', 'Error class', parts.errtype),
+        parts.errtypeField,
         h('div', { class: 'field field-grow' }, h('label', { for: 'filter-q' }, 'Search'), parts.search),
         filterField('filter-per-page', 'Per page', parts.perPage),
         h('button', { type: 'submit', class: 'button button-primary' }, 'Search'),
@@ -300,6 +301,8 @@ export function createSetView(setName) {
         updateSelect(parts.jobtype, data.jobtypes || [], filters.jobtype);
         updateSelect(parts.queue, data.queues || [], filters.queue);
         updateSelect(parts.errtype, data.errtypes || [], filters.errtype);
+        // Scheduled jobs rarely carry a failure, so an empty error menu is hidden.
+        parts.errtypeField.hidden = (data.errtypes || []).length === 0 && !filters.errtype;
         syncControls();
         const filtered = Object.keys(filters).length > 0;
         parts.count.textContent = filtered
