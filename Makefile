@@ -5,7 +5,8 @@
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
 APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
-                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev
+                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
+                chromium
 JOBS ?= 2
 # Seconds each fuzz target runs in test-fuzz.
 FUZZ_SECONDS ?= 10
@@ -44,6 +45,7 @@ run: build
 
 node-deps: deps
 	cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
 
 test: test-release test-asan test-fuzz
 

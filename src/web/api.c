@@ -666,7 +666,7 @@ void api_metrics(struct web_request *r) {
     evbuffer_add(body, out.data, out.len);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(r->req, 200, NULL, body);
+    web_send(r->req, 200, body);
     evbuffer_free(body);
     buf_free(&out);
 }

@@ -23,8 +23,11 @@
 #include "util/timefmt.h"
 #include "web/assets.h"
 
-/* Request bodies are small JSON documents; anything larger is refused with 413. */
+/* Request bodies are small JSON documents: above MAX_BODY_BYTES the API replies with a JSON
+ * 413. libevent reads bodies up to READ_BODY_BYTES, so those get that reply; above it libevent
+ * sends its own 413 and closes the connection without reading the body. */
 #define MAX_BODY_BYTES (1024 * 1024)
+#define READ_BODY_BYTES (4 * 1024 * 1024)
 #define MAX_HEADER_BYTES (64 * 1024)
 /* Seconds an idle HTTP connection stays open. */
 #define HTTP_TIMEOUT_SECONDS 60
@@ -33,6 +36,18 @@ struct web {
     struct evhttp *http;
     struct evhttp_bound_socket *socket;
 };
+
+void web_send(struct evhttp_request *req, int code, struct evbuffer *body) {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* HEAD gets the headers GET would get, and no body: libevent would send one. */
+        char length[32];
+        snprintf(length, sizeof length, "%zu", evbuffer_get_length(body));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", length);
+        evhttp_send_reply(req, code, NULL, NULL);
+        return;
+    }
+    evhttp_send_reply(req, code, NULL, body);
+}
 
 void web_reply_json(struct web_request *r, int code, json_t *doc) {
     char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -43,7 +58,7 @@ void web_reply_json(struct web_request *r, int code, json_t *doc) {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(headers, "Content-Type", "application/json");
     evhttp_add_header(headers, "Cache-Control", "no-cache");
-    evhttp_send_reply(r->req, code, NULL, body);
+    web_send(r->req, code, body);
     evbuffer_free(body);
 }
 
@@ -61,7 +76,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *type, c
     struct evbuffer *body = evbuffer_new();
     evbuffer_add(body, text, len);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-    evhttp_send_reply(req, code, NULL, body);
+    web_send(req, code, body);
     evbuffer_free(body);
 }
 
@@ -173,7 +188,7 @@ static void serve_static(struct web_request *r, const char *name) {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(headers, "Content-Type", a->content_type);
     evhttp_add_header(headers, "Cache-Control", "public, max-age=3600");
-    evhttp_send_reply(r->req, 200, NULL, body);
+    web_send(r->req, 200, body);
     evbuffer_free(body);
 }
 
@@ -245,30 +260,39 @@ static const char *strip_prefix(struct evhttp_request *req, const char *path, ch
     return path;
 }
 
+/* Replies 405 unless the request is a GET or HEAD; returns whether it is. */
+static bool get_only(struct web_request *r) {
+    if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD)
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "GET, HEAD");
+    web_reply_error(r, 405, "%s accepts only GET and HEAD", r->path);
+    return false;
+}
+
 static void dispatch(struct web_request *r) {
     const char *path = r->path;
     if (strncmp(path, "/static/", 8) == 0) {
-        serve_static(r, path + 8);
+        if (get_only(r))
+            serve_static(r, path + 8);
         return;
     }
     if (strcmp(path, "/health") == 0) {
-        serve_health(r);
+        if (get_only(r))
+            serve_health(r);
         return;
     }
     if (!check_auth(r->srv, r->req) || !check_same_origin(r->req))
         return;
-    if (strncmp(path, "/api/", 5) == 0) {
+    if (strncmp(path, "/api/", 5) == 0)
         api_route(r);
-    } else if (strcmp(path, "/stats") == 0) {
+    else if (!get_only(r))
+        return;
+    else if (strcmp(path, "/stats") == 0)
         web_reply_json(r, 200, server_info_document(r->srv));
-    } else if (strcmp(path, "/metrics") == 0) {
+    else if (strcmp(path, "/metrics") == 0)
         api_metrics(r);
-    } else if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD) {
+    else
         serve_page(r);
-    } else {
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "GET, HEAD");
-        web_reply_error(r, 405, "%s accepts only GET", path);
-    }
 }
 
 static void request_cb(struct evhttp_request *req, void *arg) {
@@ -284,6 +308,8 @@ static void request_cb(struct evhttp_request *req, void *arg) {
     const char *query = evhttp_uri_get_query(uri);
     if (query && evhttp_parse_query_str(query, &r.query) != 0) {
         web_reply_error(&r, 400, "the query string is not valid URL encoding");
+    } else if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > MAX_BODY_BYTES) {
+        web_reply_error(&r, 413, "the request body is larger than %d bytes", MAX_BODY_BYTES);
     } else {
         read_body(&r);
         log_debug("http_request", "method=%d path=%s", (int)r.method, r.path);
@@ -314,10 +340,15 @@ int web_start(struct server *s, char *err, size_t errlen) {
     struct web *w = xcalloc(1, sizeof *w);
     w->http = evhttp_new(s->base);
     evhttp_set_gencb(w->http, request_cb, s);
-    evhttp_set_max_body_size(w->http, MAX_BODY_BYTES);
+    evhttp_set_max_body_size(w->http, READ_BODY_BYTES);
     evhttp_set_max_headers_size(w->http, MAX_HEADER_BYTES);
     evhttp_set_timeout(w->http, HTTP_TIMEOUT_SECONDS);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    /* Every method reaches the handlers, which reply 405 with an Allow header; libevent would
+     * reply 501 to the methods it was not told about. */
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
     evhttp_set_bevcb(w->http, tls_bev_cb, s);
     w->socket = evhttp_bind_socket_with_handle(w->http, host[0] ? host : "0.0.0.0",
                                                (ev_uint16_t)port);

@@ -29,6 +29,8 @@ struct web_request {
     size_t body_len;
 };
 
+/* Sends a reply with body (borrowed); a HEAD request gets the headers only. */
+void web_send(struct evhttp_request *req, int code, struct evbuffer *body);
 /* Sends doc (stolen) as JSON with status code. */
 void web_reply_json(struct web_request *r, int code, json_t *doc);
 /* Sends {"error": message} with status code. */
