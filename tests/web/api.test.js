@@ -177,15 +177,17 @@ describe('read endpoints', () => {
         for (const days of [7, 30, 90, 180]) {
             const history = await getJson(web, `/api/history?days=${days}`);
             assert.equal(history.days.length, days, `days=${days}`);
-            const last = history.days[days - 1];
-            assert.equal(last.day, today, 'the last entry is today');
-            assert.equal(last.processed, 5, 'processed today');
-            assert.equal(last.failures, 3, 'failures today');
+            assert.equal(history.days[days - 1].day, today, 'the last entry is today');
+            // Summed over the days because the seeding may have run just before midnight UTC.
+            const processed = history.days.reduce((sum, entry) => sum + entry.processed, 0);
+            const failures = history.days.reduce((sum, entry) => sum + entry.failures, 0);
+            assert.equal(processed, 5, 'processed: 2 ACKs and 3 FAILs');
+            assert.equal(failures, 3, 'failures: 3 FAILs');
             for (let i = 1; i < days; i++) {
                 const gap = Date.parse(history.days[i].day) - Date.parse(history.days[i - 1].day);
                 assert.equal(gap, 24 * HOUR_MS, `entries ${i - 1} and ${i} are consecutive days`);
             }
-            for (const entry of history.days.slice(0, -1)) {
+            for (const entry of history.days.slice(0, -2)) {
                 assert.deepEqual(entry, { day: entry.day, processed: 0, failures: 0 }, 'days without work are zero');
             }
         }
