@@ -233,9 +233,22 @@ failed:
     return -1;
 }
 
+/* Puts SQLite in single-thread mode before its first use: every connection is used by the
+ * thread that opened it, so its global mutexes (allocator statistics, page cache) only cost.
+ * Later calls are no-ops; sqlite3_config fails once SQLite is initialised. */
+static void configure_sqlite(void) {
+    static bool configured;
+    if (configured)
+        return;
+    configured = true;
+    sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(struct store **out, const char *dir, enum durability durability, char *err,
                size_t errlen) {
     *out = NULL;
+    configure_sqlite();
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
         return -1;
