@@ -11,6 +11,7 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,17 +178,38 @@ static const struct web_asset *find_asset(const char *name) {
     return NULL;
 }
 
+/* An entity tag for an embedded file: FNV-1a of its bytes. */
+static void asset_etag(const struct web_asset *a, char *out, size_t len) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < a->size; i++) {
+        h ^= a->data[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, len, "\"%016llx\"", (unsigned long long)h);
+}
+
 static void serve_static(struct web_request *r, const char *name) {
     const struct web_asset *a = find_asset(name);
     if (!a || strcmp(name, "index.html") == 0) {
         reply_text(r->req, 404, "text/plain; charset=utf-8", "not found", 9);
         return;
     }
+    /* The module URLs carry no version, so browsers revalidate every time (a 304 when
+     * nothing changed) and never mix files of two fabrik versions. */
+    char etag[24];
+    asset_etag(a, etag, sizeof etag);
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    evhttp_add_header(headers, "ETag", etag);
+    const char *match = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                                           "If-None-Match");
+    if (match && strcmp(match, etag) == 0) {
+        evhttp_send_reply(r->req, 304, NULL, NULL);
+        return;
+    }
     struct evbuffer *body = evbuffer_new();
     evbuffer_add_reference(body, a->data, a->size, NULL, NULL);
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(headers, "Content-Type", a->content_type);
-    evhttp_add_header(headers, "Cache-Control", "public, max-age=3600");
     web_send(r->req, 200, body);
     evbuffer_free(body);
 }
@@ -239,7 +261,8 @@ static void read_body(struct web_request *r) {
     r->body[r->body_len] = '\0';
 }
 
-/* Removes the X-Script-Name prefix from path; sets *root to it. */
+/* Takes the proxy prefix from X-Script-Name into root, and removes it from path when the
+ * proxy left it there (a proxy may forward /fabrik/queues or, stripping it, /queues). */
 static const char *strip_prefix(struct evhttp_request *req, const char *path, char *root,
                                 size_t rootlen) {
     root[0] = '\0';
@@ -250,13 +273,15 @@ static const char *strip_prefix(struct evhttp_request *req, const char *path, ch
     size_t n = strlen(prefix);
     while (n > 1 && prefix[n - 1] == '/')
         n--;
-    if (n >= rootlen || strchr(prefix, '"') || strchr(prefix, '<'))
+    /* The prefix is written into HTML attributes; refuse text that could end one. */
+    if (n >= rootlen || strpbrk(prefix, "\"'<>& "))
         return path;
-    if (strncmp(path, prefix, n) == 0 && (path[n] == '/' || path[n] == '\0')) {
+    if (n > 1) {
         memcpy(root, prefix, n);
         root[n] = '\0';
-        return path[n] ? path + n : "/";
     }
+    if (n > 1 && strncmp(path, prefix, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+        return path[n] ? path + n : "/";
     return path;
 }
 
