@@ -92,14 +92,25 @@ static void clear_registry(struct engine *e) {
     }
 }
 
-/* Rebuilds every mirror from the store: after start-up and after a rolled-back iteration. */
+static int rebuild_slot(void *ctx, const struct store_job *job) {
+    struct engine *e = ctx;
+    struct throttle *t = throttle_find(&e->throttles, job->queue);
+    if (t)
+        throttle_take(t, job->id, job->jid, job->wid, job->reserved_at, false);
+    return 0;
+}
+
+/* Rebuilds every mirror from the store: after start-up and after a rolled-back iteration.
+ * Throttle slots come back from the reservations, so slots in use match the working set. */
 static int reload(struct engine *e) {
     clear_registry(e);
+    throttle_clear(&e->throttles);
     e->tx_processed = e->tx_failures = 0;
     if (store_load_queues(e->store, load_queue_cb, e) != 0 ||
         store_count_queued(e->store, count_queue_cb, e) != 0 ||
         store_count_states(e->store, e->set_size) != 0 ||
-        store_load_counters(e->store, &e->processed, &e->failures) != 0)
+        store_load_counters(e->store, &e->processed, &e->failures) != 0 ||
+        (e->throttles.by_queue && store_scan(e->store, JOB_WORKING, rebuild_slot, e) != 0))
         return -1;
     e->next_deadline = 0;
     e->deadline_changed = true;
@@ -111,6 +122,8 @@ int engine_open(struct engine *e, const struct config *cfg, struct store *store,
     e->cfg = cfg;
     e->store = store;
     e->random_state = (uint64_t)(time_wall() * 1e6) | 1;
+    if (throttle_parse(cfg->document, &e->throttles, err, errlen) != 0)
+        return -1;
     if (reload(e) != 0) {
         snprintf(err, errlen, "cannot load state: %s", store_error(store));
         return -1;
@@ -121,6 +134,30 @@ int engine_open(struct engine *e, const struct config *cfg, struct store *store,
 
 void engine_close(struct engine *e) {
     clear_registry(e);
+    throttle_set_free(&e->throttles);
+}
+
+int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
+                            size_t errlen) {
+    struct throttle_set fresh;
+    if (throttle_parse(document, &fresh, err, errlen) != 0)
+        return -1;
+    throttle_adopt(&fresh, &e->throttles);
+    e->throttles = fresh;
+    /* A raised limit may let waiting fetchers in at once. */
+    struct throttle *t, *tmp;
+    HASH_ITER(hh, e->throttles.by_queue, t, tmp) {
+        if (e->on_enqueue)
+            e->on_enqueue(e->ctx, t->queue);
+    }
+    e->deadline_changed = true;
+    return 0;
+}
+
+/* Frees the throttle slot a job held, and wakes fetchers waiting for it. */
+static void release_slot(struct engine *e, const char *queue, int64_t job_id) {
+    if (throttle_release(&e->throttles, queue, job_id) && e->on_enqueue)
+        e->on_enqueue(e->ctx, queue);
 }
 
 int engine_commit(struct engine *e) {
@@ -211,6 +248,9 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
         struct queue *q = queue_find(e, queues[i]);
         if (!q || q->paused || q->size <= 0)
             continue;
+        struct throttle *t = throttle_find(&e->throttles, q->name);
+        if (t && !throttle_available(t, wid, now))
+            continue;
         int rc = store_take_next(e->store, q->name, now, wid, out);
         if (rc < 0)
             return -1;
@@ -221,6 +261,10 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
         q->size--;
         count_move(e, JOB_QUEUED, JOB_WORKING);
         note_deadline(e, out->at);
+        if (t) {
+            throttle_take(t, out->id, out->jid, wid, now, true);
+            note_deadline(e, throttle_next_deadline(&e->throttles, now));
+        }
         log_debug("job_fetched", "jid=%s queue=%s wid=%s", out->jid, out->queue,
                   wid ? wid : "");
         return 1;
@@ -235,6 +279,7 @@ int engine_ack(struct engine *e, const char *jid) {
         return rc;
     rc = store_delete_job(e->store, job.id);
     if (rc == 0) {
+        release_slot(e, job.queue, job.id);
         e->set_size[JOB_WORKING]--;
         e->processed++;
         e->tx_processed++;
@@ -247,6 +292,7 @@ int engine_ack(struct engine *e, const char *jid) {
 /* Applies a failure to a working job row: counters, failure record and the next state. */
 static int fail_job(struct engine *e, struct store_job *job,
                     const struct job_failure_report *report, double now) {
+    release_slot(e, job->queue, job->id);
     e->processed++;
     e->failures++;
     e->tx_processed++;
@@ -384,8 +430,17 @@ static int compute_deadline(struct engine *e) {
         if (rc > 0 && (e->next_deadline == 0 || at < e->next_deadline))
             e->next_deadline = at;
     }
+    double slots = throttle_next_deadline(&e->throttles, engine_now(e));
+    if (slots > 0 && (e->next_deadline == 0 || slots < e->next_deadline))
+        e->next_deadline = slots;
     e->deadline_changed = true;
     return 0;
+}
+
+static void slot_freed(void *ctx, const char *queue) {
+    struct engine *e = ctx;
+    if (e->on_enqueue)
+        e->on_enqueue(e->ctx, queue);
 }
 
 int engine_tick(struct engine *e, double now) {
@@ -398,6 +453,9 @@ int engine_tick(struct engine *e, double now) {
     int expired = retries < 0 ? -1 : tick_reservations(e, now);
     if (sched < 0 || retries < 0 || expired < 0 || tick_dead(e, now) != 0)
         return -1;
+    int slots = throttle_expire(&e->throttles, now, slot_freed, e);
+    if (slots > 0)
+        log_info("throttle_slots_timed_out", "slots=%d", slots);
     e->tasks.scheduled_enqueued += sched;
     e->tasks.retries_enqueued += retries;
     e->tasks.reservations_expired += expired;
@@ -567,6 +625,7 @@ int engine_flush(struct engine *e) {
     if (store_flush(e->store) != 0)
         return -1;
     clear_registry(e);
+    throttle_clear(&e->throttles);
     memset(e->set_size, 0, sizeof e->set_size);
     e->processed = e->failures = 0;
     e->tx_processed = e->tx_failures = 0;
@@ -650,5 +709,19 @@ json_t *engine_info(struct engine *e, int64_t workers, int64_t workers_reaped) {
     json_object_set_new(doc, "total_processed", json_integer(e->processed));
     json_object_set_new(doc, "total_enqueued", json_integer(enqueued));
     json_object_set_new(doc, "total_queues", json_integer(count));
+    if (e->throttles.by_queue)
+        json_object_set_new(doc, "throttles", engine_throttles(e, 100));
     return doc;
+}
+
+json_t *engine_throttles(struct engine *e, size_t max_holders) {
+    json_t *throttles = json_object();
+    struct throttle *t, *tmp;
+    HASH_ITER(hh, e->throttles.by_queue, t, tmp) {
+        json_t *entry = throttle_describe(t, max_holders);
+        json_object_set_new(entry, "waiting",
+                            json_integer(e->waiting ? e->waiting(e->ctx, t->queue) : 0));
+        json_object_set_new(throttles, t->queue, entry);
+    }
+    return throttles;
 }

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "core/job.h"
+#include "ent/throttle.h"
 #include "store/store.h"
 
 /* One registered queue. */
@@ -39,12 +40,17 @@ struct engine {
     bool deadline_changed;       /* next_deadline moved earlier since the timer was armed */
     double last_dead_trim;
     uint64_t random_state;
-    /* Called when a queue gains a job, so blocked fetchers can be woken. */
+    struct throttle_set throttles;
+    /* Called when a queue gains a job or a throttle slot frees, so blocked fetchers can be
+     * woken. */
     void (*on_enqueue)(void *ctx, const char *queue);
+    /* Returns how many fetchers wait on queue, for INFO's throttle view (may be NULL). */
+    int (*waiting)(void *ctx, const char *queue);
     void *ctx;
 };
 
-/* Loads queues and counters from the store. Returns 0, or -1 with a message in err. */
+/* Loads queues and counters from the store and the throttles from cfg. Returns 0, or -1 with
+ * a message in err. */
 int engine_open(struct engine *e, const struct config *cfg, struct store *store, char *err,
                 size_t errlen);
 void engine_close(struct engine *e);
@@ -102,8 +108,16 @@ enum engine_action {
 int engine_job_action(struct engine *e, int64_t id, enum job_state state,
                       enum engine_action action);
 
+/* Replaces the throttles with those of document (SIGHUP), keeping the slots in use of every
+ * queue that stays throttled. Returns 0, or -1 with err (the old throttles stay). */
+int engine_reload_throttles(struct engine *e, const json_t *document, char *err, size_t errlen);
+
 /* Removes every job, queue and counter. Returns 0 or -1. */
 int engine_flush(struct engine *e);
+
+/* Every throttle by queue: limits, slots in use with at most max_holders holders listed,
+ * counters, and waiting fetchers (owned by the caller). */
+json_t *engine_throttles(struct engine *e, size_t max_holders);
 
 /* The "faktory" object of INFO (owned by the caller). */
 json_t *engine_info(struct engine *e, int64_t workers, int64_t workers_reaped);

@@ -228,6 +228,13 @@ void conn_park(struct conn *c, char *const *queues, int n, double timeout) {
     evtimer_add(c->park_timer, &tv);
 }
 
+static int waiting_cb(void *ctx, const char *queue) {
+    struct server *s = ctx;
+    struct waitlist *w = NULL;
+    HASH_FIND_STR(s->waitlists, queue, w);
+    return w ? (int)w->n : 0;
+}
+
 static void touched_cb(void *ctx, const char *queue) {
     struct server *s = ctx;
     struct waitlist *w = NULL;
@@ -731,6 +738,14 @@ static void reload_config(struct server *s) {
             return;
         }
     }
+    /* Last, because it cannot be undone: the throttles take over the slots in use. */
+    if (engine_reload_throttles(&s->engine, fresh.document, err, sizeof err) != 0) {
+        log_error("reload_failed", "error=\"%s\"", err);
+        if (tls)
+            SSL_CTX_free(tls);
+        config_free(&fresh);
+        return;
+    }
     config_free(&s->cfg);
     s->cfg = fresh;
     memset(&fresh, 0, sizeof fresh);
@@ -828,6 +843,7 @@ static int server_start(struct server *s, char *err, size_t errlen) {
     if (engine_open(&s->engine, &s->cfg, s->store, err, errlen) != 0)
         return -1;
     s->engine.on_enqueue = touched_cb;
+    s->engine.waiting = waiting_cb;
     s->engine.ctx = s;
 
     struct event_config *ecfg = event_config_new();

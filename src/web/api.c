@@ -1,5 +1,6 @@
 /* The JSON API under /api/ and the Prometheus metrics; docs/http-api.md is the contract. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,10 @@ static int count_busy(void *ctx, const struct store_job *row) {
     }
     c->jobs++;
     return 0;
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int compare_workers(const void *a, const void *b) {
@@ -533,6 +538,30 @@ static void api_job(struct web_request *r, const char *id_text) {
     store_job_clear(&row);
 }
 
+/* ---- /api/throttles ---------------------------------------------------------------------- */
+
+/* Lists every throttle with all its holders, sorted by queue name. */
+static void api_throttles(struct web_request *r) {
+    json_t *by_queue = engine_throttles(&r->srv->engine, SIZE_MAX);
+    const char **names = xcalloc(json_object_size(by_queue) + 1, sizeof *names);
+    size_t n = 0;
+    const char *name;
+    json_t *entry;
+    json_object_foreach(by_queue, name, entry) {
+        names[n++] = name;
+    }
+    qsort(names, n, sizeof *names, compare_strings);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        entry = json_object_get(by_queue, names[i]);
+        json_object_set_new(entry, "queue", json_string(names[i]));
+        json_array_append(list, entry);
+    }
+    free(names);
+    json_decref(by_queue);
+    web_reply_json(r, 200, json_pack("{s:o}", "throttles", list));
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 void api_route(struct web_request *r) {
@@ -558,6 +587,9 @@ void api_route(struct web_request *r) {
                             p + 6);
         else if (expect_method(r, true))
             r->method == EVHTTP_REQ_POST ? api_set_post(r, state) : api_set_get(r, state);
+    } else if (strcmp(p, "/throttles") == 0) {
+        if (expect_method(r, false))
+            api_throttles(r);
     } else if (strncmp(p, "/jobs/", 6) == 0) {
         if (expect_method(r, false))
             api_job(r, p + 6);
@@ -607,6 +639,42 @@ static void metric_header(struct buf *out, const char *name, const char *type, c
     buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void write_throttle_metrics(struct buf *out, struct engine *e) {
+    if (!e->throttles.by_queue)
+        return;
+    json_t *throttles = engine_throttles(e, 0);
+    static const char *const limits[] = {"concurrency", "worker", "rate_limit"};
+    metric_header(out, "fabrik_throttle_limit", "gauge",
+                  "Configured throttle limits by kind (0 = no such limit).");
+    const char *queue;
+    json_t *t;
+    json_object_foreach(throttles, queue, t) {
+        for (size_t i = 0; i < 3; i++) {
+            buf_printf(out, "fabrik_throttle_limit{queue=\"");
+            label_value(out, queue);
+            buf_printf(out, "\",kind=\"%s\"} %lld\n", limits[i],
+                       (long long)json_integer_value(json_object_get(t, limits[i])));
+        }
+    }
+    static const char *const gauges[][2] = {
+        {"in_use", "Throttle slots in use."},
+        {"waiting", "Fetchers waiting on the throttled queue."},
+        {"timed_out", "Throttle slots freed by their timeout since start."},
+    };
+    for (size_t g = 0; g < 3; g++) {
+        char name[64];
+        snprintf(name, sizeof name, "fabrik_throttle_%s", gauges[g][0]);
+        metric_header(out, name, g == 2 ? "counter" : "gauge", gauges[g][1]);
+        json_object_foreach(throttles, queue, t) {
+            buf_printf(out, "%s{queue=\"", name);
+            label_value(out, queue);
+            buf_printf(out, "\"} %lld\n",
+                       (long long)json_integer_value(json_object_get(t, gauges[g][0])));
+        }
+    }
+    json_decref(throttles);
+}
+
 void api_metrics(struct web_request *r) {
     struct server *s = r->srv;
     struct engine *e = &s->engine;
@@ -637,6 +705,8 @@ void api_metrics(struct web_request *r) {
     for (size_t i = 0; i < 4; i++)
         buf_printf(&out, "fabrik_set_size{set=\"%s\"} %lld\n", sets[i].name,
                    (long long)e->set_size[sets[i].state]);
+
+    write_throttle_metrics(&out, e);
 
     metric_header(&out, "fabrik_connections", "gauge", "Open FWP connections past the handshake.");
     buf_printf(&out, "fabrik_connections %d\n", s->open_connections);
