@@ -142,6 +142,12 @@ int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
     struct throttle_set fresh;
     if (throttle_parse(document, &fresh, err, errlen) != 0)
         return -1;
+    /* A queue whose throttle goes away is free at once. */
+    struct throttle *old, *next;
+    HASH_ITER(hh, e->throttles.by_queue, old, next) {
+        if (!throttle_find(&fresh, old->queue) && e->on_enqueue)
+            e->on_enqueue(e->ctx, old->queue);
+    }
     throttle_adopt(&fresh, &e->throttles);
     e->throttles = fresh;
     /* A raised limit may let waiting fetchers in at once. */
