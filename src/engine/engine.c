@@ -160,6 +160,18 @@ int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
     return 0;
 }
 
+/* Tells the observer that a working job finished; parses the payload only when one listens. */
+static void notify_finished(struct engine *e, const struct store_job *job, bool success,
+                            double now) {
+    if (!e->on_finished)
+        return;
+    json_t *doc = json_loads(job->payload, 0, NULL);
+    const char *type = json_string_value(json_object_get(doc, "jobtype"));
+    double run = job->reserved_at > 0 && now > job->reserved_at ? now - job->reserved_at : 0;
+    e->on_finished(e->observer_ctx, type ? type : "", job->queue, success, run);
+    json_decref(doc);
+}
+
 /* Frees the throttle slot a job held, and wakes fetchers waiting for it. */
 static void release_slot(struct engine *e, const char *queue, int64_t job_id) {
     if (throttle_release(&e->throttles, queue, job_id) && e->on_enqueue)
@@ -236,6 +248,9 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         return -1;
     }
     e->set_size[row.state]++;
+    if (e->on_pushed)
+        e->on_pushed(e->observer_ctx, json_string_value(json_object_get(job, "jobtype")),
+                     info.queue);
     if (row.state == JOB_SCHEDULED) {
         note_deadline(e, info.at);
     } else if (note_enqueued(e, info.queue) != 0) {
@@ -286,6 +301,7 @@ int engine_ack(struct engine *e, const char *jid) {
     rc = store_delete_job(e->store, job.id);
     if (rc == 0) {
         release_slot(e, job.queue, job.id);
+        notify_finished(e, &job, true, engine_now(e));
         e->set_size[JOB_WORKING]--;
         e->processed++;
         e->tx_processed++;
@@ -299,6 +315,7 @@ int engine_ack(struct engine *e, const char *jid) {
 static int fail_job(struct engine *e, struct store_job *job,
                     const struct job_failure_report *report, double now) {
     release_slot(e, job->queue, job->id);
+    notify_finished(e, job, false, now);
     e->processed++;
     e->failures++;
     e->tx_processed++;

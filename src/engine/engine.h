@@ -41,6 +41,12 @@ struct engine {
     double last_dead_trim;
     uint64_t random_state;
     struct throttle_set throttles;
+    /* Optional observer of finished jobs (statsd export); NULL when nobody listens, so the
+     * hot path parses nothing extra. */
+    void (*on_finished)(void *ctx, const char *jobtype, const char *queue, bool success,
+                        double run_seconds);
+    void (*on_pushed)(void *ctx, const char *jobtype, const char *queue);
+    void *observer_ctx;
     /* Called when a queue gains a job or a throttle slot frees, so blocked fetchers can be
      * woken. */
     void (*on_enqueue)(void *ctx, const char *queue);
