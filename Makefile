@@ -6,7 +6,7 @@
 
 APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
                 libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
-                chromium
+                chromium tzdata
 JOBS ?= 2
 # Seconds each fuzz target runs in test-fuzz.
 FUZZ_SECONDS ?= 10

@@ -100,6 +100,38 @@ static int rebuild_slot(void *ctx, const struct store_job *job) {
     return 0;
 }
 
+/* The latest scheduled time of entry at or before now, starting from `first` (which is due);
+ * several missed runs collapse into this one. */
+static double latest_due(const struct cron_entry *c, double first, double now) {
+    double latest = first;
+    for (int i = 0; i < 100000; i++) {
+        double next = cron_next(&c->expr, c->timezone, latest);
+        if (next == 0 || next > now)
+            break;
+        latest = next;
+    }
+    return latest;
+}
+
+/* Sets each cron entry's next run from its stored last run. An entry that never ran starts
+ * from now. Runs missed while the server was down are run once (catch_up = "once", the
+ * default) or not at all ("skip"). */
+static int restore_cron(struct engine *e) {
+    double now = engine_now(e);
+    for (size_t i = 0; i < e->cron.n; i++) {
+        struct cron_entry *c = &e->cron.entries[i];
+        double last = 0;
+        int rc = store_cron_last_run(e->store, c->key, &last);
+        if (rc < 0)
+            return -1;
+        c->last_run = rc > 0 ? last : 0;
+        c->next_run = cron_next(&c->expr, c->timezone, rc > 0 ? last : now);
+        if (c->next_run > 0 && c->next_run <= now && c->catch_up == CRON_CATCH_UP_SKIP)
+            c->next_run = cron_next(&c->expr, c->timezone, now);
+    }
+    return 0;
+}
+
 /* Rebuilds every mirror from the store: after start-up and after a rolled-back iteration.
  * Throttle slots come back from the reservations, so slots in use match the working set. */
 static int reload(struct engine *e) {
@@ -110,7 +142,8 @@ static int reload(struct engine *e) {
         store_count_queued(e->store, count_queue_cb, e) != 0 ||
         store_count_states(e->store, e->set_size) != 0 ||
         store_load_counters(e->store, &e->processed, &e->failures) != 0 ||
-        (e->throttles.by_queue && store_scan(e->store, JOB_WORKING, rebuild_slot, e) != 0))
+        (e->throttles.by_queue && store_scan(e->store, JOB_WORKING, rebuild_slot, e) != 0) ||
+        restore_cron(e) != 0)
         return -1;
     e->next_deadline = 0;
     e->deadline_changed = true;
@@ -124,6 +157,10 @@ int engine_open(struct engine *e, const struct config *cfg, struct store *store,
     e->random_state = (uint64_t)(time_wall() * 1e6) | 1;
     if (throttle_parse(cfg->document, &e->throttles, err, errlen) != 0)
         return -1;
+    char conf_dir[4096];
+    snprintf(conf_dir, sizeof conf_dir, "%s/conf.d", cfg->config_dir ? cfg->config_dir : ".");
+    if (cron_load(cfg->document, conf_dir, &e->cron, err, errlen) != 0)
+        return -1;
     if (reload(e) != 0) {
         snprintf(err, errlen, "cannot load state: %s", store_error(store));
         return -1;
@@ -135,6 +172,68 @@ int engine_open(struct engine *e, const struct config *cfg, struct store *store,
 void engine_close(struct engine *e) {
     clear_registry(e);
     throttle_set_free(&e->throttles);
+    cron_set_free(&e->cron);
+}
+
+int engine_reload_cron(struct engine *e, const json_t *document, char *err, size_t errlen) {
+    char conf_dir[4096];
+    snprintf(conf_dir, sizeof conf_dir, "%s/conf.d",
+             e->cfg->config_dir ? e->cfg->config_dir : ".");
+    struct cron_set fresh;
+    if (cron_load(document, conf_dir, &fresh, err, errlen) != 0)
+        return -1;
+    cron_set_free(&e->cron);
+    e->cron = fresh;
+    if (restore_cron(e) != 0) {
+        snprintf(err, errlen, "cannot read cron runs: %s", store_error(e->store));
+        return -1;
+    }
+    /* A tick now runs what is due and recomputes the timer from the new entries. */
+    e->next_deadline = engine_now(e);
+    e->deadline_changed = true;
+    log_info("cron_loaded", "entries=%zu", e->cron.n);
+    return 0;
+}
+
+/* Pushes one job of a cron entry. Returns 0 or -1 (store failure). */
+static int cron_push(struct engine *e, const struct cron_entry *c, const char *reason) {
+    json_t *job = cron_make_job(c);
+    char err[512];
+    int rc = engine_push(e, job, err, sizeof err);
+    if (rc == 0)
+        log_info("cron_enqueued", "jid=%s queue=%s jobtype=%s schedule=\"%s\" reason=%s",
+                 json_string_value(json_object_get(job, "jid")),
+                 json_string_value(json_object_get(job, "queue")),
+                 json_string_value(json_object_get(job, "jobtype")), c->schedule, reason);
+    else
+        log_error("cron_push_failed", "schedule=\"%s\" source=\"%s\" error=\"%s\"",
+                  c->schedule, c->source, err);
+    json_decref(job);
+    return rc < 0 ? -1 : 0;
+}
+
+int engine_cron_run_now(struct engine *e, const char *key) {
+    for (size_t i = 0; i < e->cron.n; i++) {
+        if (strcmp(e->cron.entries[i].key, key) == 0)
+            return cron_push(e, &e->cron.entries[i], "run_now") == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+/* Runs every cron entry that is due: one job per entry, however many runs were missed; the
+ * last run is stored in the same transaction as the job, so a crash repeats nothing. */
+static int tick_cron(struct engine *e, double now) {
+    for (size_t i = 0; i < e->cron.n; i++) {
+        struct cron_entry *c = &e->cron.entries[i];
+        if (c->next_run == 0 || c->next_run > now)
+            continue;
+        double due = latest_due(c, c->next_run, now);
+        if (cron_push(e, c, "schedule") != 0 || store_cron_set_run(e->store, c->key, due) != 0)
+            return -1;
+        c->last_run = due;
+        c->next_run = cron_next(&c->expr, c->timezone, due);
+    }
+    return 0;
 }
 
 int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
@@ -456,6 +555,11 @@ static int compute_deadline(struct engine *e) {
     double slots = throttle_next_deadline(&e->throttles, engine_now(e));
     if (slots > 0 && (e->next_deadline == 0 || slots < e->next_deadline))
         e->next_deadline = slots;
+    for (size_t i = 0; i < e->cron.n; i++) {
+        double at = e->cron.entries[i].next_run;
+        if (at > 0 && (e->next_deadline == 0 || at < e->next_deadline))
+            e->next_deadline = at;
+    }
     e->deadline_changed = true;
     return 0;
 }
@@ -475,6 +579,8 @@ int engine_tick(struct engine *e, double now) {
     double t2 = time_mono();
     int expired = retries < 0 ? -1 : tick_reservations(e, now);
     if (sched < 0 || retries < 0 || expired < 0 || tick_dead(e, now) != 0)
+        return -1;
+    if (tick_cron(e, now) != 0)
         return -1;
     int slots = throttle_expire(&e->throttles, now, slot_freed, e);
     if (slots > 0)

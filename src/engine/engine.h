@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "core/job.h"
+#include "ent/cron.h"
 #include "ent/throttle.h"
 #include "store/store.h"
 
@@ -41,6 +42,7 @@ struct engine {
     double last_dead_trim;
     uint64_t random_state;
     struct throttle_set throttles;
+    struct cron_set cron;
     /* Optional observer of finished jobs (statsd export); NULL when nobody listens, so the
      * hot path parses nothing extra. */
     void (*on_finished)(void *ctx, const char *jobtype, const char *queue, bool success,
@@ -117,6 +119,14 @@ int engine_job_action(struct engine *e, int64_t id, enum job_state state,
 /* Replaces the throttles with those of document (SIGHUP), keeping the slots in use of every
  * queue that stays throttled. Returns 0, or -1 with err (the old throttles stay). */
 int engine_reload_throttles(struct engine *e, const json_t *document, char *err, size_t errlen);
+
+/* Replaces the cron entries with those of document (SIGHUP). Entries whose definition is
+ * unchanged keep their schedule state. Returns 0, or -1 with err (the old entries stay). */
+int engine_reload_cron(struct engine *e, const json_t *document, char *err, size_t errlen);
+
+/* Pushes a job of cron entry `key` now, outside its schedule (the web UI's "run now").
+ * Returns 1 when pushed, 0 when there is no such entry, -1 on a store failure. */
+int engine_cron_run_now(struct engine *e, const char *key);
 
 /* Removes every job, queue and counter. Returns 0 or -1. */
 int engine_flush(struct engine *e);

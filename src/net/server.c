@@ -738,8 +738,10 @@ static void reload_config(struct server *s) {
             return;
         }
     }
-    /* Last, because it cannot be undone: the throttles take over the slots in use. */
-    if (engine_reload_throttles(&s->engine, fresh.document, err, sizeof err) != 0) {
+    /* Last, because they cannot be undone: the throttles take over the slots in use, and
+     * cron replaces its entries. */
+    if (engine_reload_throttles(&s->engine, fresh.document, err, sizeof err) != 0 ||
+        engine_reload_cron(&s->engine, fresh.document, err, sizeof err) != 0) {
         log_error("reload_failed", "error=\"%s\"", err);
         if (tls)
             SSL_CTX_free(tls);

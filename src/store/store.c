@@ -3,6 +3,7 @@
  * Schema history (PRAGMA user_version):
  *   1  jobs, queues, counters, daily. jobs.seq orders a queue: it is taken from a counter
  *      each time a job enters its queue, so a retried or scheduled job joins at the back.
+ *   2  cron_runs: the scheduled time of each cron entry's last run, keyed by the entry's hash.
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -45,6 +46,8 @@ static const char *const migrations[] = {
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE daily (day TEXT PRIMARY KEY, processed INTEGER NOT NULL DEFAULT 0,"
     "  failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
+    /* 1 -> 2 */
+    "CREATE TABLE cron_runs (key TEXT PRIMARY KEY, last_run REAL NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -62,6 +65,7 @@ enum stmt_id {
     ST_QUEUE_HEAD, ST_CLEAR_QUEUE, ST_PUT_QUEUE, ST_DELETE_QUEUE, ST_LOAD_QUEUES,
     ST_COUNT_QUEUED, ST_COUNT_STATES, ST_ADD_COUNTER, ST_ADD_DAILY, ST_LOAD_COUNTERS,
     ST_TRIM_DEAD_AGE, ST_TRIM_DEAD_COUNT, ST_COUNT_DEAD, ST_MAX_SEQ,
+    ST_CRON_GET, ST_CRON_PUT,
     ST_COUNT
 };
 
@@ -110,6 +114,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " ORDER BY at, id LIMIT ?1)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM jobs WHERE state = 4",
     [ST_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM jobs",
+    [ST_CRON_GET] = "SELECT last_run FROM cron_runs WHERE key = ?1",
+    [ST_CRON_PUT] = "INSERT INTO cron_runs (key, last_run) VALUES (?1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET last_run = excluded.last_run",
 };
 
 struct store {
@@ -758,4 +765,25 @@ int store_history(struct store *s, const char *since,
            sqlite3_column_int64(st, 2));
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : fail(s, "read history");
+}
+
+int store_cron_last_run(struct store *s, const char *key, double *last_run) {
+    sqlite3_stmt *st = stmt(s, ST_CRON_GET);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *last_run = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "read cron run");
+    return rc == SQLITE_ROW;
+}
+
+int store_cron_set_run(struct store *s, const char *key, double last_run) {
+    if (ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_CRON_PUT);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, last_run);
+    return run(s, st, "save cron run");
 }

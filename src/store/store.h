@@ -117,6 +117,12 @@ int store_history(struct store *s, const char *since,
                   void (*fn)(void *ctx, const char *day, int64_t processed, int64_t failures),
                   void *ctx);
 
+/* The scheduled time of a cron entry's last run. Returns 1 with *last_run set, 0 when the
+ * entry never ran, -1 on error. */
+int store_cron_last_run(struct store *s, const char *key, double *last_run);
+/* Records a cron entry's last run; joins the iteration's transaction like every write. */
+int store_cron_set_run(struct store *s, const char *key, double last_run);
+
 /* Removes dead jobs that died before `before`, then the oldest beyond max_keep. */
 int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *removed);
 /* Deletes every job, queue and counter. */

@@ -562,6 +562,45 @@ static void api_throttles(struct web_request *r) {
     web_reply_json(r, 200, json_pack("{s:o}", "throttles", list));
 }
 
+/* ---- /api/cron ------------------------------------------------------------------------------ */
+
+static void api_cron_get(struct web_request *r) {
+    struct engine *e = &r->srv->engine;
+    json_t *list = json_array();
+    for (size_t i = 0; i < e->cron.n; i++) {
+        const struct cron_entry *c = &e->cron.entries[i];
+        json_t *entry = json_object();
+        json_object_set_new(entry, "key", json_string(c->key));
+        json_object_set_new(entry, "schedule", json_string(c->schedule));
+        json_object_set_new(entry, "timezone", json_string(c->timezone ? c->timezone : "UTC"));
+        json_object_set_new(entry, "catch_up",
+                            json_string(c->catch_up == CRON_CATCH_UP_SKIP ? "skip" : "once"));
+        json_object_set_new(entry, "source", json_string(c->source));
+        json_object_set_new(entry, "job", json_deep_copy(c->job));
+        json_object_set_new(entry, "last_run", time_or_null(c->last_run));
+        json_object_set_new(entry, "next_run", time_or_null(c->next_run));
+        json_array_append_new(list, entry);
+    }
+    web_reply_json(r, 200, json_pack("{s:o}", "entries", list));
+}
+
+static void api_cron_post(struct web_request *r, const char *key) {
+    json_t *doc = body_object(r);
+    if (!doc)
+        return;
+    const char *action = json_string_value(json_object_get(doc, "action"));
+    if (!action || strcmp(action, "run") != 0) {
+        web_reply_error(r, 400, "action must be \"run\"");
+    } else {
+        int rc = engine_cron_run_now(&r->srv->engine, key);
+        if (rc == 0)
+            web_reply_error(r, 404, "no cron entry with key %.64s", key);
+        else
+            reply_affected(r, rc < 0 ? -1 : 0, 1);
+    }
+    json_decref(doc);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 void api_route(struct web_request *r) {
@@ -587,6 +626,16 @@ void api_route(struct web_request *r) {
                             p + 6);
         else if (expect_method(r, true))
             r->method == EVHTTP_REQ_POST ? api_set_post(r, state) : api_set_get(r, state);
+    } else if (strcmp(p, "/cron") == 0) {
+        if (expect_method(r, false))
+            api_cron_get(r);
+    } else if (strncmp(p, "/cron/", 6) == 0 && p[6]) {
+        if (r->method != EVHTTP_REQ_POST) {
+            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
+            web_reply_error(r, 405, "%s accepts POST", r->path);
+        } else {
+            api_cron_post(r, p + 6);
+        }
     } else if (strcmp(p, "/throttles") == 0) {
         if (expect_method(r, false))
             api_throttles(r);
