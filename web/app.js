@@ -11,6 +11,7 @@ import { createJobView, createSetView } from './sets.js';
 import {
     connectShell, dismissMessage, notify, notifyError, onPollIntervalChange, pollInterval,
 } from './shell.js';
+import { createThrottlesView, hasThrottles } from './throttles.js';
 
 const SET_PATHS = { retries: 'retries', scheduled: 'scheduled', morgue: 'dead' };
 // Paths under the prefix that are not pages of this UI, so links to them load normally.
@@ -55,6 +56,9 @@ function route(path) {
     }
     if (first === 'queues' && parts.length === 2) {
         return { key, create: () => createQueueView(second) };
+    }
+    if (first === 'throttles' && parts.length === 1) {
+        return { key, create: createThrottlesView };
     }
     if (first in SET_PATHS && parts.length === 1) {
         return { key, create: () => createSetView(SET_PATHS[first]) };
@@ -115,6 +119,14 @@ function updateSummary(info) {
     setSummary('dead', sets.dead ?? tasks.Dead?.size);
 }
 
+// Shows each enterprise tab whose feature is configured, and the group when any tab shows.
+function updateEnterpriseTabs(info) {
+    const group = document.getElementById('nav-enterprise');
+    const throttles = group.querySelector('a[data-tab="throttles"]').closest('li');
+    throttles.hidden = !hasThrottles(info);
+    group.hidden = [...group.querySelectorAll('li')].every((item) => item.hidden);
+}
+
 function updateFooter(info) {
     const server = info.server || {};
     document.getElementById('footer-version').textContent =
@@ -139,6 +151,7 @@ function poll() {
             app.info = info;
             setServerNow(info.now);
             updateSummary(info);
+            updateEnterpriseTabs(info);
             updateFooter(info);
             if (view === app.view) {
                 await view.refresh(info);
