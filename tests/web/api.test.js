@@ -2,7 +2,7 @@
 // Black-box tests of the HTTP API (docs/http-api.md) against the real server binary: every
 // endpoint's shape, paging, filters, search, actions and their effect on the jobs, errors,
 // basic authentication, the cross-site POST check, the reverse-proxy prefix, /stats,
-// /health and /metrics. Jobs are seeded over FWP.
+// /health, /metrics and the throttles. Jobs are seeded over FWP.
 
 const assert = require('node:assert/strict');
 const { after, before, describe, test } = require('node:test');
@@ -787,7 +787,7 @@ describe('HTTP conventions', () => {
 
     test('every page path serves index.html', check(async () => {
         const paths = ['/', '/busy', '/queues', '/queues/default', '/retries', '/retries/12', '/scheduled',
-            '/scheduled/3', '/morgue', '/morgue/7'];
+            '/scheduled/3', '/morgue', '/morgue/7', '/throttles'];
         for (const path of paths) {
             const res = await web.get(path);
             assert.equal(res.status, 200, path);
@@ -902,6 +902,224 @@ describe('HTTP conventions', () => {
         assert.equal(buckets[buckets.length - 1][1], samples.get('fabrik_commit_duration_seconds_count'));
         assert.ok(samples.get('fabrik_commit_duration_seconds_count') > 0, 'commits were measured');
         assert.ok(samples.get('fabrik_commit_duration_seconds_sum') >= 0);
+    }));
+});
+
+describe('throttles', () => {
+    const TOML = [
+        '[throttles]',
+        'images = { concurrency = 2, timeout = 30 }',
+        'bulk = { worker = 1, timeout = 60 }',
+        'api = { rate_limit = 100, rate_period = 60 }',
+        '',
+    ].join('\n');
+    const THROTTLE_KEYS = ['concurrency', 'holders', 'in_use', 'queue', 'rate_limit', 'rate_period', 'released',
+        'taken', 'timed_out', 'timeout', 'waiting', 'worker'];
+    let web;
+    let fwp;
+    let server;
+    let plain;
+    const workers = {};
+    const jobs = {};
+
+    before(async () => {
+        ({ web, fwp, server } = await startServer({ toml: TOML }));
+        plain = await startServer();
+        for (const wid of ['thr-a', 'thr-b']) {
+            workers[wid] = await FwpClient.connect(server.port, { hello: { wid, hostname: 'h', pid: 1 } });
+        }
+        for (const name of ['i1', 'i2', 'i3']) {
+            jobs[name] = await fwp.push(makeJob({ queue: 'images', jobtype: 'Resize' }));
+        }
+        for (const name of ['b1', 'b2', 'b3']) {
+            jobs[name] = await fwp.push(makeJob({ queue: 'bulk', jobtype: 'Import' }));
+        }
+        for (const name of ['a1', 'a2']) {
+            jobs[name] = await fwp.push(makeJob({ queue: 'api', jobtype: 'CallApi' }));
+        }
+    });
+
+    after(() => {
+        for (const worker of Object.values(workers)) {
+            worker.close();
+        }
+    });
+
+    async function throttles() {
+        return (await getJson(web, '/api/throttles')).throttles;
+    }
+
+    async function throttle(queue) {
+        const found = (await throttles()).find((t) => t.queue === queue);
+        assert.ok(found, `/api/throttles lists ${queue}`);
+        return found;
+    }
+
+    function holderJids(t) {
+        return t.holders.map((holder) => holder.jid).sort();
+    }
+
+    async function fetchJid(worker, ...queues) {
+        const job = await worker.fetch(...queues);
+        assert.ok(job, `FETCH ${queues.join(' ')} returned a job`);
+        return job.jid;
+    }
+
+    test('GET /api/throttles without throttles', check(async () => {
+        assert.deepEqual(await getJson(plain.web, '/api/throttles'), { throttles: [] });
+        const info = await getJson(plain.web, '/api/info');
+        assert.equal(info.faktory.throttles, undefined, 'INFO has no throttles key');
+    }));
+
+    test('GET /api/throttles lists limits sorted by queue', check(async () => {
+        const list = await throttles();
+        assert.deepEqual(list.map((t) => t.queue), ['api', 'bulk', 'images']);
+        for (const t of list) {
+            assert.deepEqual(Object.keys(t).sort(), THROTTLE_KEYS, `${t.queue}: keys`);
+        }
+        const [api, bulk, images] = list;
+        assert.deepEqual({ ...images, holders: undefined }, {
+            queue: 'images', concurrency: 2, worker: 0, timeout: 30, rate_limit: 0, rate_period: 0,
+            in_use: 0, holders: undefined, taken: 0, released: 0, timed_out: 0, waiting: 0,
+        });
+        assert.equal(bulk.worker, 1);
+        assert.equal(bulk.concurrency, 0);
+        assert.equal(bulk.timeout, 60);
+        assert.equal(api.rate_limit, 100);
+        assert.equal(api.rate_period, 60);
+        assert.equal(api.timeout, 0, 'a rate limit alone has no timeout');
+        assert.equal(api.concurrency, 0);
+        assert.equal(api.worker, 0);
+    }));
+
+    test('holders and in_use follow FETCH', check(async () => {
+        const a = workers['thr-a'];
+        const b = workers['thr-b'];
+        assert.equal(await fetchJid(a, 'images'), jobs.i1.jid);
+        assert.equal(await fetchJid(a, 'images'), jobs.i2.jid);
+        assert.equal(await fetchJid(b, 'images', 'bulk'), jobs.b1.jid, 'full images is skipped');
+        assert.equal(await fetchJid(a, 'bulk'), jobs.b2.jid);
+        assert.equal(await fetchJid(a, 'bulk', 'api'), jobs.a1.jid, 'thr-a has used its bulk slot');
+
+        const images = await throttle('images');
+        assert.equal(images.in_use, 2);
+        assert.equal(images.taken, 2);
+        assert.deepEqual(holderJids(images), [jobs.i1.jid, jobs.i2.jid].sort());
+        for (const holder of images.holders) {
+            assert.deepEqual(Object.keys(holder).sort(), ['jid', 'since', 'wid']);
+            assert.equal(holder.wid, 'thr-a');
+            assertRfc3339(holder.since, 'since');
+            assert.ok(Math.abs(Date.parse(holder.since) - Date.now()) < 60000, 'since is about now');
+        }
+        const bulk = await throttle('bulk');
+        assert.equal(bulk.in_use, 2);
+        assert.deepEqual(bulk.holders.map((h) => `${h.wid} ${h.jid}`).sort(),
+            [`thr-a ${jobs.b2.jid}`, `thr-b ${jobs.b1.jid}`].sort());
+        const api = await throttle('api');
+        assert.equal(api.in_use, 1, 'a rate-limited job holds a slot while it runs');
+        assert.deepEqual(api.holders.map((h) => h.wid), ['thr-a']);
+        assert.equal((await getJson(web, '/api/queues/bulk')).total, 1, 'b3 waits');
+    }));
+
+    test('a freed slot wakes a waiting fetcher', check(async () => {
+        const b = workers['thr-b'];
+        const parked = b.fetch('images');
+        let images;
+        for (let i = 0; i < 40; i++) {
+            images = await throttle('images');
+            if (images.waiting === 1) {
+                break;
+            }
+            await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        assert.equal(images.waiting, 1, 'the parked FETCH is counted');
+        await workers['thr-a'].ack(jobs.i1.jid);
+        const woken = await parked;
+        assert.equal(woken && woken.jid, jobs.i3.jid, 'the waiting FETCH got the job');
+
+        images = await throttle('images');
+        assert.equal(images.in_use, 2);
+        assert.equal(images.waiting, 0);
+        assert.equal(images.taken, 3);
+        assert.equal(images.released, 1);
+        assert.deepEqual(images.holders.map((h) => `${h.wid} ${h.jid}`).sort(),
+            [`thr-a ${jobs.i2.jid}`, `thr-b ${jobs.i3.jid}`].sort());
+    }));
+
+    test('INFO and /metrics show the same throttles', check(async () => {
+        const info = await getJson(web, '/api/info');
+        const list = await throttles();
+        assert.deepEqual(Object.keys(info.faktory.throttles).sort(), ['api', 'bulk', 'images']);
+        for (const t of list) {
+            const { queue, ...rest } = t;
+            assert.deepEqual({ ...info.faktory.throttles[queue], queue: undefined }, { ...rest, queue: undefined },
+                `INFO throttles.${queue}`);
+        }
+
+        const res = await web.get('/metrics');
+        assert.equal(res.status, 200);
+        const types = new Map();
+        const samples = new Map();
+        for (const line of res.text.split('\n')) {
+            const type = line.match(/^# TYPE (\S+) (\S+)$/);
+            if (type) {
+                types.set(type[1], type[2]);
+            }
+            const sample = line.match(/^(fabrik_throttle_\w+\{[^}]*\}) (\S+)$/);
+            if (sample) {
+                samples.set(sample[1], Number(sample[2]));
+            }
+        }
+        assert.equal(types.get('fabrik_throttle_limit'), 'gauge');
+        assert.equal(types.get('fabrik_throttle_in_use'), 'gauge');
+        assert.equal(types.get('fabrik_throttle_waiting'), 'gauge');
+        assert.equal(types.get('fabrik_throttle_timed_out'), 'counter');
+        const expected = {
+            'fabrik_throttle_limit{queue="images",kind="concurrency"}': 2,
+            'fabrik_throttle_limit{queue="images",kind="worker"}': 0,
+            'fabrik_throttle_limit{queue="images",kind="rate_limit"}': 0,
+            'fabrik_throttle_limit{queue="bulk",kind="worker"}': 1,
+            'fabrik_throttle_limit{queue="api",kind="rate_limit"}': 100,
+            'fabrik_throttle_in_use{queue="images"}': 2,
+            'fabrik_throttle_in_use{queue="bulk"}': 2,
+            'fabrik_throttle_in_use{queue="api"}': 1,
+            'fabrik_throttle_waiting{queue="images"}': 0,
+            'fabrik_throttle_timed_out{queue="images"}': 0,
+        };
+        for (const [name, value] of Object.entries(expected)) {
+            assert.equal(samples.get(name), value, name);
+        }
+        const plainMetrics = await plain.web.get('/metrics');
+        assert.doesNotMatch(plainMetrics.text, /fabrik_throttle_/, 'no throttle metrics without throttles');
+    }));
+
+    test('slots time out on the server clock', check(async () => {
+        await fwp.ok('DEBUG CLOCK 31');
+        const images = await throttle('images');
+        assert.equal(images.in_use, 0, 'the 30 s timeout freed both slots');
+        assert.deepEqual(images.holders, []);
+        assert.equal(images.timed_out, 2);
+        assert.equal(images.released, 1, 'a timeout is not counted as released');
+        assert.equal((await throttle('bulk')).in_use, 2, 'the 60 s timeout has not passed');
+        assert.equal((await throttle('api')).in_use, 1, 'no timeout without one configured');
+
+        // The job itself keeps its reservation, and its ACK frees nothing a second time.
+        await workers['thr-a'].ack(jobs.i2.jid);
+        const after = await throttle('images');
+        assert.equal(after.released, 1);
+        assert.equal(after.in_use, 0);
+        const metrics = await web.get('/metrics');
+        assert.match(metrics.text, /^fabrik_throttle_timed_out\{queue="images"\} 2$/m);
+    }));
+
+    test('/api/throttles accepts GET and HEAD only', check(async () => {
+        const post = await web.post('/api/throttles', {});
+        assertError(post, 405, null, 'POST /api/throttles');
+        assert.match(post.headers.allow || '', /GET/);
+        const head = await web.send('HEAD', '/api/throttles');
+        assert.equal(head.status, 200);
+        assert.equal(head.text, '');
+        assert.equal((await web.get('/api/throttles/images')).status, 404);
     }));
 });
 
