@@ -3,6 +3,7 @@
 // page must load with seeded data and without console errors, and every action must work
 // through the UI. The tests also cover live updates, dark mode (prefers-color-scheme) and
 // one action done by keyboard alone. A screenshot of each page is saved for people to see.
+// The Throttles page runs against a second server whose configuration has throttles.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -753,6 +754,201 @@ describe('keyboard and proxy', () => {
         assert.ok(requests.includes('/fabrik/api/queues'), 'API calls use the prefix');
         assert.deepEqual(errors, []);
         await page.close();
+    }));
+});
+
+describe('throttles', () => {
+    const TOML = [
+        '[throttles]',
+        'images = { concurrency = 2, timeout = 300 }',
+        'bulk = { worker = 1, timeout = 120 }',
+        'api = { rate_limit = 100, rate_period = 60 }',
+        '',
+    ].join('\n');
+    let throttled;
+    let producer;
+    const workers = {};
+    const jobs = {};
+
+    before(async () => {
+        throttled = await new FabrikServer({ prefix: 'fabrik-web-throttles', toml: TOML }).start();
+        producer = await FwpClient.connect(throttled.port);
+        for (const wid of ['thr-worker-1', 'thr-worker-2']) {
+            workers[wid] = await FwpClient.connect(throttled.port, {
+                hello: { wid, hostname: 'render-host', pid: 77, labels: ['images'] },
+            });
+        }
+        for (const name of ['i1', 'i2', 'i3']) {
+            jobs[name] = await producer.push(makeJob({ queue: 'images', jobtype: 'ResizeImage' }));
+        }
+        jobs.b1 = await producer.push(makeJob({ queue: 'bulk', jobtype: 'ImportRows' }));
+        jobs.a1 = await producer.push(makeJob({ queue: 'api', jobtype: 'CallPartnerApi' }));
+        const first = workers['thr-worker-1'];
+        for (const name of ['i1', 'i2', 'b1', 'a1']) {
+            const queue = { i: 'images', b: 'bulk', a: 'api' }[name[0]];
+            const job = await first.fetch(queue);
+            assert.equal(job && job.jid, jobs[name].jid, `thr-worker-1 fetched ${name}`);
+        }
+    });
+
+    after(async () => {
+        for (const worker of Object.values(workers)) {
+            worker.close();
+        }
+        if (producer) {
+            producer.close();
+        }
+        if (throttled) {
+            await stopAll([throttled], failed);
+        }
+    });
+
+    function throttledUrl(pagePath) {
+        return `${throttled.webUrl}${pagePath}`;
+    }
+
+    function row(page, queue) {
+        return page.locator('#throttles-table tbody tr', { has: page.locator(`a:text-is("${queue}")`) });
+    }
+
+    test('tab and empty state without throttles', check(async () => {
+        const { page, close } = await open('/');
+        assert.equal(await page.locator('#nav-enterprise').isVisible(), false, 'enterprise group hidden');
+        assert.equal(await page.locator('.tabs a[data-tab="throttles"]').isVisible(), false);
+        await page.goto('/throttles');
+        await page.locator('main h1', { hasText: 'Throttles' }).waitFor();
+        await page.locator('#throttles-empty', { hasText: 'No throttles are configured' }).waitFor();
+        assert.equal(await page.locator('#throttles-table').isVisible(), false);
+        assert.match(await page.locator('#throttles-empty pre').textContent(), /concurrency = 4, timeout = 30/);
+        assert.equal(await page.locator('#nav-enterprise').isVisible(), false, 'still hidden on the page');
+        await screenshot(page, 'throttles-empty');
+        await close();
+    }));
+
+    test('page shows limits, slots and holders', check(async () => {
+        const { page, close } = await open(throttledUrl('/throttles'));
+        await row(page, 'images').waitFor();
+        const current = await page.locator('.tabs a[aria-current="page"]').getAttribute('data-tab');
+        assert.equal(current, 'throttles', 'active tab');
+        assert.equal(await page.locator('#nav-enterprise').isVisible(), true, 'enterprise group shown');
+        for (const hiddenTab of ['batches', 'cron']) {
+            assert.equal(await page.locator(`.tabs a[data-tab="${hiddenTab}"]`).isVisible(), false, `${hiddenTab} stays hidden`);
+        }
+        assert.deepEqual(await page.locator('#throttles-table tbody tr td:first-child').allTextContents(),
+            ['api', 'bulk', 'images'], 'sorted by queue');
+
+        const images = row(page, 'images');
+        assert.match(await images.locator('.limits').textContent(), /^2 in total$/);
+        assert.equal((await images.locator('td').nth(2).textContent()).trim(), '300 s');
+        assert.equal(await images.locator('.slot-count').first().textContent(), '2 / 2');
+        const meter = images.getByRole('meter', { name: 'Slots in use of queue images' });
+        assert.equal(await meter.getAttribute('aria-valuenow'), '2');
+        assert.equal(await meter.getAttribute('aria-valuemax'), '2');
+        await images.locator('.badge', { hasText: 'full' }).waitFor();
+
+        const bulk = row(page, 'bulk');
+        assert.equal(await bulk.locator('.limits').textContent(), '1 per worker');
+        await bulk.locator('td.usage', { hasText: 'busiest worker: thr-worker-1' }).waitFor();
+        await bulk.locator('.badge', { hasText: 'full for a worker' }).waitFor();
+
+        const api = row(page, 'api');
+        assert.equal(await api.locator('.limits').textContent(), '100 per 60 s');
+        assert.equal((await api.locator('td.usage').textContent()).trim(), '1 running');
+        assert.equal((await api.locator('td').nth(2).textContent()).trim(), 'none');
+        await api.locator('.badge', { hasText: 'open' }).waitFor();
+
+        const holders = page.locator('#holders-table tbody tr');
+        assert.equal(await holders.count(), 4);
+        for (const name of ['i1', 'i2', 'b1', 'a1']) {
+            const holder = page.locator('#holders-table tbody tr', { hasText: jobs[name].jid });
+            assert.match(await holder.textContent(), /thr-worker-1/, `${name} is held by thr-worker-1`);
+            assert.match(await holder.locator('time').first().textContent(), /ago|just now/, `${name}: taken`);
+        }
+        const imagesHolder = page.locator('#holders-table tbody tr', { hasText: jobs.i1.jid });
+        assert.match(await imagesHolder.locator('time').nth(1).textContent(), /^in 4 min/, 'freed by the 300 s timeout');
+        assert.match(await page.locator('main .subtitle').textContent(),
+            /^3 throttled queues, 4 slots in use, 0 fetchers waiting$/);
+
+        await screenshot(page, 'throttles');
+        await page.emulateMedia({ colorScheme: 'dark' });
+        const fill = await images.locator('.slot-bar-fill').evaluate((el) => getComputedStyle(el).backgroundColor);
+        const track = await images.locator('.slot-bar').evaluate((el) => getComputedStyle(el).backgroundColor);
+        assert.notEqual(fill, track, 'the bar stands out in dark mode');
+        await screenshot(page, 'throttles-dark');
+        await page.emulateMedia({ colorScheme: 'light' });
+
+        await images.getByRole('link', { name: 'images' }).click();
+        await page.locator('main h1', { hasText: 'Queue images' }).waitFor();
+        await close();
+    }));
+
+    test('in_use and waiting update live', check(async () => {
+        const { page, close } = await open(throttledUrl('/throttles'));
+        await page.evaluate(() => {
+            window.fabrikTestMarker = 'no reload';
+        });
+        const images = row(page, 'images');
+        await images.locator('.slot-count', { hasText: '2 / 2' }).waitFor();
+
+        // A FETCH on a full queue waits up to 2 s on the server; repeat it until the page shows
+        // the waiting fetcher, then free a slot so the waiting FETCH takes i3.
+        const second = workers['thr-worker-2'];
+        let stop = false;
+        const waiter = (async () => {
+            while (!stop) {
+                const job = await second.fetch('images');
+                if (job) {
+                    return job;
+                }
+            }
+            return null;
+        })();
+        await images.locator('td[data-waiting="1"]').waitFor({ timeout: LIVE_TIMEOUT_MS });
+        await page.locator('main .subtitle', { hasText: '1 fetcher waiting' }).waitFor();
+        await workers['thr-worker-1'].ack(jobs.i1.jid);
+        const woken = await waiter;
+        stop = true;
+        assert.equal(woken && woken.jid, jobs.i3.jid, 'the waiting FETCH took the freed slot');
+        await images.locator('td[data-waiting="0"]').waitFor({ timeout: LIVE_TIMEOUT_MS });
+        const holder = page.locator('#holders-table tbody tr', { hasText: jobs.i3.jid });
+        await holder.waitFor({ timeout: LIVE_TIMEOUT_MS });
+        assert.match(await holder.textContent(), /thr-worker-2/);
+        await page.locator('#holders-table tbody tr', { hasText: jobs.i1.jid }).waitFor({ state: 'detached' });
+        assert.equal(await images.locator('.slot-count').first().textContent(), '2 / 2');
+
+        await workers['thr-worker-1'].ack(jobs.i2.jid);
+        await images.locator('.slot-count', { hasText: '1 / 2' }).waitFor({ timeout: LIVE_TIMEOUT_MS });
+        assert.equal(await images.locator('td.usage').getAttribute('data-in-use'), '1');
+        assert.equal(await images.getByRole('meter').getAttribute('aria-valuenow'), '1');
+        await images.locator('.badge', { hasText: 'open' }).waitFor();
+        const counters = await images.locator('td.num').allTextContents();
+        assert.deepEqual(counters, ['0', '3', '2', '0'], 'waiting, taken, released, timed out');
+        assert.equal(await page.evaluate(() => window.fabrikTestMarker), 'no reload');
+        await close();
+    }));
+
+    test('keyboard reaches the Throttles tab', check(async () => {
+        const { page, close } = await open(throttledUrl('/'));
+        const tab = page.locator('.tabs a[data-tab="throttles"]');
+        await tab.waitFor({ state: 'visible' });
+        let onTab = false;
+        for (let i = 0; i < 30 && !onTab; i++) {
+            await page.keyboard.press('Tab');
+            onTab = await tab.evaluate((el) => el === document.activeElement);
+        }
+        assert.ok(onTab, 'the Throttles tab is reachable with Tab');
+        const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+        assert.notEqual(outline, 'none', 'the focused tab shows a focus ring');
+        await page.keyboard.press('Enter');
+        await page.locator('main h1', { hasText: 'Throttles' }).waitFor();
+        assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1', 'focus moves to the heading');
+        let onLink = false;
+        for (let i = 0; i < 20 && !onLink; i++) {
+            await page.keyboard.press('Tab');
+            onLink = await page.evaluate(() => document.activeElement.closest('#throttles-table') !== null);
+        }
+        assert.ok(onLink, 'the queue links are reachable with Tab');
+        await close();
     }));
 });
 
