@@ -48,6 +48,7 @@ struct options {
     long jobs;
     int connections;
     const char *queue;
+    const char *fallback_queue;   /* work mode: FETCH lists it after queue; NULL for none */
     long payload_bytes;
     double timeout_seconds;
     bool json;
@@ -76,6 +77,10 @@ static void usage(FILE *out) {
             "  -c, --connections N    connections, one thread each, 1 to %d (default 10;\n"
             "                         cycle needs 2; latency always uses 2)\n"
             "  -q, --queue NAME       queue name (default fwpload)\n"
+            "      --fallback-queue NAME\n"
+            "                         work: FETCH lists NAME after --queue, so a fetcher takes\n"
+            "                         its jobs when --queue is empty, paused or throttled;\n"
+            "                         the jobs of both queues count toward --jobs\n"
             "      --payload-bytes N  extra string argument of N bytes per job (default 0)\n"
             "      --timeout SECONDS  abort the run after this many seconds (default 600)\n"
             "      --json             print the result as one JSON object on stdout\n"
@@ -116,14 +121,14 @@ static int parse_seconds(const char *flag, const char *text, double *out) {
 }
 
 /* Applies fabrik's rule for queue names: [a-zA-Z0-9._-]+, at most 128 bytes. */
-static int check_queue(const char *name) {
+static int check_queue(const char *flag, const char *name) {
     size_t len = strlen(name);
     bool valid = len > 0 && len <= 128 && strspn(name, "abcdefghijklmnopqrstuvwxyz"
                                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                        "0123456789._-") == len;
     if (!valid) {
-        fprintf(stderr, "fwpload: invalid --queue \"%s\": use 1 to 128 characters from "
-                        "a-z, A-Z, 0-9, '.', '_' and '-'\n", name);
+        fprintf(stderr, "fwpload: invalid %s \"%s\": use 1 to 128 characters from "
+                        "a-z, A-Z, 0-9, '.', '_' and '-'\n", flag, name);
         return -1;
     }
     return 0;
@@ -151,6 +156,15 @@ static int check_options(const struct options *opt, bool jobs_set, bool connecti
     if (opt->mode == MODE_CYCLE && opt->connections < 2) {
         fprintf(stderr, "fwpload: cycle mode needs --connections 2 or more (half push, "
                         "half fetch), got %d\n", opt->connections);
+        return -1;
+    }
+    if (opt->fallback_queue && opt->mode != MODE_WORK) {
+        fprintf(stderr, "fwpload: --fallback-queue applies to work mode only\n");
+        return -1;
+    }
+    if (opt->fallback_queue && strcmp(opt->fallback_queue, opt->queue) == 0) {
+        fprintf(stderr, "fwpload: --fallback-queue \"%s\" must differ from --queue\n",
+                opt->fallback_queue);
         return -1;
     }
     if (opt->mode == MODE_FREE_PORT && (jobs_set || connections_set)) {
@@ -182,7 +196,10 @@ static int apply_option(int ch, char **argv, struct options *opt, bool *jobs_set
         return 0;
     case 'q':
         opt->queue = optarg;
-        return check_queue(optarg);
+        return check_queue("--queue", optarg);
+    case 'F':
+        opt->fallback_queue = optarg;
+        return check_queue("--fallback-queue", optarg);
     case 'P':
         return parse_long("--payload-bytes", optarg, 0, 1000000, &opt->payload_bytes);
     case 'T':
@@ -209,6 +226,7 @@ static int parse_options(int argc, char **argv, struct options *opt) {
         {"jobs", required_argument, NULL, 'n'},
         {"connections", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, 'q'},
+        {"fallback-queue", required_argument, NULL, 'F'},
         {"payload-bytes", required_argument, NULL, 'P'},
         {"timeout", required_argument, NULL, 'T'},
         {"json", no_argument, NULL, 'j'},
@@ -608,6 +626,7 @@ struct run {
     atomic_long done;         /* jobs ACKed or FAILed with +OK */
     atomic_long samples;      /* latency mode: push-to-pickup times recorded */
     atomic_long failed;       /* of done, FAILed */
+    atomic_long from_fallback; /* jobs fetched from --fallback-queue */
     atomic_long foreign;      /* jobs of other runs that cycle or latency mode ACKed */
     atomic_long errors;       /* error replies of every kind */
     atomic_int pushers_running;
@@ -784,6 +803,23 @@ static int client_finish_job(struct client *c, const char *payload) {
     return 0;
 }
 
+static size_t format_fetch(struct client *c) {
+    const struct options *opt = c->run->opt;
+    if (opt->fallback_queue)
+        return conn_format(&c->conn, "FETCH %s %s\r\n", opt->queue, opt->fallback_queue);
+    return conn_format(&c->conn, "FETCH %s\r\n", opt->queue);
+}
+
+/* Returns whether the job payload belongs to queue (false for a NULL queue). The server
+ * writes compact JSON, so the queue appears as "queue":"name". */
+static bool job_in_queue(const char *payload, const char *queue) {
+    if (!queue)
+        return false;
+    char needle[160];
+    snprintf(needle, sizeof needle, "\"queue\":\"%s\"", queue);
+    return strstr(payload, needle) != NULL;
+}
+
 /* Fetches and finishes jobs until opt->jobs are claimed. A fetcher claims a slot before its
  * FETCH, so no thread waits for a job that will never come once the count is reached. */
 static void fetcher_loop(struct client *c) {
@@ -797,8 +833,7 @@ static void fetcher_loop(struct client *c) {
          * empty reply means that the queue really is empty. */
         bool pushers_done = atomic_load(&run->pushers_running) == 0;
         struct reply r;
-        if (client_call(c, CMD_FETCH, conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue),
-                        &r) != 0)
+        if (client_call(c, CMD_FETCH, format_fetch(c), &r) != 0)
             break;
         if (r.type == REPLY_NIL && pushers_done) {
             atomic_store(&run->queue_empty, true);
@@ -808,7 +843,11 @@ static void fetcher_loop(struct client *c) {
             atomic_fetch_sub(&run->claimed, 1);
             continue;
         }
-        if (r.type == REPLY_BULK && client_finish_job(c, r.data) != 0)
+        if (r.type != REPLY_BULK)
+            continue;
+        if (job_in_queue(r.data, run->opt->fallback_queue))
+            atomic_fetch_add(&run->from_fallback, 1);
+        if (client_finish_job(c, r.data) != 0)
             break;
     }
 }
@@ -1049,15 +1088,31 @@ static void monitor(struct run *run, struct client *clients, uint64_t started) {
     }
 }
 
+static long json_long(const json_t *object, const char *key, long missing) {
+    const json_t *value = json_object_get(object, key);
+    return json_is_integer(value) ? (long)json_integer_value(value) : missing;
+}
+
 /* Job counts from INFO after the run. A value of -1 means INFO did not report it. */
 struct server_counts {
     bool valid;
     long queue, working, retries, dead, scheduled;
+    long fallback_queue;      /* jobs left in --fallback-queue, when one is given */
+    /* The throttle of --queue, from fabrik's faktory.throttles; has_throttle is false when
+     * the queue has none or the server does not report throttles. */
+    bool has_throttle;
+    long throttle_in_use, throttle_taken, throttle_released, throttle_timed_out;
 };
 
-static long json_long(const json_t *object, const char *key, long missing) {
-    const json_t *value = json_object_get(object, key);
-    return json_is_integer(value) ? (long)json_integer_value(value) : missing;
+static void read_throttle(const json_t *faktory, const char *queue, struct server_counts *out) {
+    const json_t *t = json_object_get(json_object_get(faktory, "throttles"), queue);
+    if (!json_is_object(t))
+        return;
+    out->has_throttle = true;
+    out->throttle_in_use = json_long(t, "in_use", -1);
+    out->throttle_taken = json_long(t, "taken", -1);
+    out->throttle_released = json_long(t, "released", -1);
+    out->throttle_timed_out = json_long(t, "timed_out", -1);
 }
 
 static int query_info(const struct options *opt, struct server_counts *out, char *err,
@@ -1082,7 +1137,12 @@ static int query_info(const struct options *opt, struct server_counts *out, char
             .retries = json_long(sets, "retries", -1),
             .dead = json_long(sets, "dead", -1),
             .scheduled = json_long(sets, "scheduled", -1),
+            .fallback_queue = opt->fallback_queue
+                                  ? json_long(json_object_get(faktory, "queues"),
+                                              opt->fallback_queue, 0)
+                                  : -1,
         };
+        read_throttle(faktory, opt->queue, out);
         if (!faktory)
             snprintf(err, errlen, "INFO has no \"faktory\" object");
         rc = faktory ? 0 : -1;
@@ -1113,6 +1173,23 @@ static double us(uint64_t ns) {
     return (double)ns / 1e3;
 }
 
+static json_t *server_after_json(const struct options *opt, const struct server_counts *after) {
+    json_t *doc = json_pack("{s:I, s:I, s:I, s:I, s:I}", "queue", (json_int_t)after->queue,
+                            "working", (json_int_t)after->working, "retries",
+                            (json_int_t)after->retries, "dead", (json_int_t)after->dead,
+                            "scheduled", (json_int_t)after->scheduled);
+    if (opt->fallback_queue)
+        json_object_set_new(doc, "fallback_queue", json_integer(after->fallback_queue));
+    if (after->has_throttle)
+        json_object_set_new(
+            doc, "throttle",
+            json_pack("{s:I, s:I, s:I, s:I}", "in_use", (json_int_t)after->throttle_in_use,
+                      "taken", (json_int_t)after->throttle_taken, "released",
+                      (json_int_t)after->throttle_released, "timed_out",
+                      (json_int_t)after->throttle_timed_out));
+    return doc;
+}
+
 static json_t *result_json(const struct run *run, const struct result *res) {
     const struct options *opt = run->opt;
     json_t *commands = json_object();
@@ -1135,14 +1212,11 @@ static json_t *result_json(const struct run *run, const struct result *res) {
         (json_int_t)atomic_load(&run->foreign), "errors",
         (json_int_t)atomic_load(&run->errors), "commands", commands, "first_error",
         run->first_error[0] ? run->first_error : NULL, "shortfall", res->shortfall);
+    if (opt->fallback_queue)
+        json_object_set_new(doc, "fallback_jobs",
+                            json_integer((json_int_t)atomic_load(&run->from_fallback)));
     if (res->after.valid)
-        json_object_set_new(doc, "server_after",
-                            json_pack("{s:I, s:I, s:I, s:I, s:I}", "queue",
-                                      (json_int_t)res->after.queue, "working",
-                                      (json_int_t)res->after.working, "retries",
-                                      (json_int_t)res->after.retries, "dead",
-                                      (json_int_t)res->after.dead, "scheduled",
-                                      (json_int_t)res->after.scheduled));
+        json_object_set_new(doc, "server_after", server_after_json(opt, &res->after));
     return doc;
 }
 
@@ -1170,10 +1244,21 @@ static void print_text(const struct run *run, const struct result *res) {
                    (unsigned long long)h->total, us(hist_quantile(h, 0.50)),
                    us(hist_quantile(h, 0.99)), us(h->max_ns));
     }
-    if (res->after.valid)
-        printf("\nafter the run: queue %s %ld, working %ld, retries %ld, dead %ld, "
-               "scheduled %ld\n", opt->queue, res->after.queue, res->after.working,
-               res->after.retries, res->after.dead, res->after.scheduled);
+    if (opt->fallback_queue)
+        printf("fallback     %ld jobs fetched from %s\n", atomic_load(&run->from_fallback),
+               opt->fallback_queue);
+    if (!res->after.valid)
+        return;
+    printf("\nafter the run: queue %s %ld, working %ld, retries %ld, dead %ld, "
+           "scheduled %ld\n", opt->queue, res->after.queue, res->after.working,
+           res->after.retries, res->after.dead, res->after.scheduled);
+    if (opt->fallback_queue)
+        printf("               queue %s %ld\n", opt->fallback_queue, res->after.fallback_queue);
+    if (res->after.has_throttle)
+        printf("               throttle of %s: %ld in use, %ld taken, %ld released, "
+               "%ld timed out\n", opt->queue, res->after.throttle_in_use,
+               res->after.throttle_taken, res->after.throttle_released,
+               res->after.throttle_timed_out);
 }
 
 /* Returns why the run processed fewer jobs than requested, or NULL. */
