@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ent/statsd.h"
 #include "net/hasher.h"
 #include "web/web.h"
 #include "proto/proto.h"
@@ -425,6 +426,65 @@ static void end_iteration(struct server *s) {
     }
 }
 
+/* ---- statsd export --------------------------------------------------------------------- */
+
+/* Sends the statsd gauges when they are due on the server clock, then every pending metric. */
+static void statsd_export(struct server *s) {
+    if (!s->statsd)
+        return;
+    struct statsd_server_figures figures = {
+        .connections = s->open_connections,
+        .workers = worker_count(&s->workers),
+        .commands = s->command_count,
+        .uptime_seconds = time_wall() - s->started,
+    };
+    statsd_report(s->statsd, &s->engine, &figures, engine_now(&s->engine));
+}
+
+static void statsd_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    statsd_export(arg);
+}
+
+/* Makes exporter the server's statsd exporter (NULL turns statsd off; at start-up it is already
+ * s->statsd): the engine reports jobs to it, the previous one sends what it still has, and
+ * the flush timer runs only while there is an exporter. */
+static void statsd_install(struct server *s, struct statsd *exporter) {
+    if (s->statsd != exporter) {
+        statsd_adopt(exporter, s->statsd);
+        statsd_close(s->statsd);
+        s->statsd = exporter;
+    }
+    s->engine.on_pushed = exporter ? statsd_on_pushed : NULL;
+    s->engine.on_finished = exporter ? statsd_on_finished : NULL;
+    s->engine.observer_ctx = exporter;
+    if (!exporter) {
+        if (s->statsd_timer)
+            evtimer_del(s->statsd_timer);
+        return;
+    }
+    statsd_log_config(exporter);
+    if (!s->statsd_timer)
+        s->statsd_timer = event_new(s->base, -1, EV_PERSIST, statsd_timer_cb, s);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(STATSD_FLUSH_SECONDS * 1e6)};
+    evtimer_add(s->statsd_timer, &tv);
+}
+
+/* Applies the [statsd] table of the reloaded config, which reload_config has checked. Only
+ * resolving the location can still fail, and then the previous exporter stays. */
+static void statsd_reload(struct server *s) {
+    struct statsd *exporter = NULL;
+    char err[1024];
+    if (statsd_setup(&exporter, s->cfg.document, err, sizeof err) != 0) {
+        log_error("reload_failed", "error=\"%s; keeping the previous statsd settings\"", err);
+        return;
+    }
+    if (!exporter && s->statsd)
+        log_info("statsd_disabled", "%s", "");
+    statsd_install(s, exporter);
+}
+
 /* ---- timers --------------------------------------------------------------------------- */
 
 static void reap_workers(struct server *s, double now) {
@@ -456,6 +516,8 @@ int server_run_timers(struct server *s) {
         server_fail_tx(s, store_error(s->store));
         return -1;
     }
+    /* The statsd gauges follow the server clock, so DEBUG CLOCK sends them when due. */
+    statsd_export(s);
     return 0;
 }
 
@@ -728,6 +790,11 @@ static void reload_config(struct server *s) {
         config_free(&fresh);
         return;
     }
+    if (statsd_check(fresh.document, err, sizeof err) != 0) {
+        log_error("reload_failed", "error=\"%s\"", err);
+        config_free(&fresh);
+        return;
+    }
     void *tls = NULL;
     if (fresh.tls_cert_path) {
         tls = tls_context_new(&fresh);
@@ -757,6 +824,7 @@ static void reload_config(struct server *s) {
     log_set_level(s->cfg.log_level);
     log_info("config_reloaded", "%s", "");
     config_log(&s->cfg);
+    statsd_reload(s);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg) {
@@ -840,6 +908,9 @@ static void log_startup(struct server *s) {
 }
 
 static int server_start(struct server *s, char *err, size_t errlen) {
+    /* An invalid [statsd] table stops the start before storage opens. */
+    if (statsd_setup(&s->statsd, s->cfg.document, err, errlen) != 0)
+        return -1;
     if (store_open(&s->store, s->cfg.data_dir, s->cfg.durability, err, errlen) != 0)
         return -1;
     if (engine_open(&s->engine, &s->cfg, s->store, err, errlen) != 0)
@@ -863,6 +934,7 @@ static int server_start(struct server *s, char *err, size_t errlen) {
     if (setup_events(s, err, errlen) != 0 || listen_on(s, s->cfg.fwp_bind, err, errlen) != 0 ||
         web_start(s, err, errlen) != 0)
         return -1;
+    statsd_install(s, s->statsd);
     s->started = time_wall();
     return 0;
 }
@@ -931,6 +1003,9 @@ static void server_stop(struct server *s) {
         event_free(s->deadline_timer);
     if (s->housekeeping_timer)
         event_free(s->housekeeping_timer);
+    statsd_install(s, NULL);   /* sends the metrics still pending */
+    if (s->statsd_timer)
+        event_free(s->statsd_timer);
     if (s->tls_ctx)
         SSL_CTX_free(s->tls_ctx);
     if (s->base)

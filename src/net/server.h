@@ -24,6 +24,7 @@ struct event_base;
 struct evconnlistener;
 struct server;
 struct web;
+struct statsd;
 
 /* Buckets (upper bounds in seconds) of the commit-time histogram behind /metrics. */
 #define COMMIT_BUCKETS 12
@@ -131,6 +132,9 @@ struct server {
     uint64_t commit_buckets[COMMIT_BUCKETS + 1];  /* last slot: slower than every bound */
     uint64_t commit_count;
     double commit_seconds;
+
+    struct statsd *statsd;        /* the metrics exporter, NULL when statsd is not configured */
+    struct event *statsd_timer;   /* flushes metrics every 100 ms while statsd is configured */
 };
 
 /* Runs the server until SIGTERM or SIGINT. cfg is moved into the server (zeroed on return).
