@@ -173,6 +173,7 @@ void engine_close(struct engine *e) {
     clear_registry(e);
     throttle_set_free(&e->throttles);
     cron_set_free(&e->cron);
+    jobstats_free(&e->jobstats);
 }
 
 int engine_reload_cron(struct engine *e, const json_t *document, char *err, size_t errlen) {
@@ -259,16 +260,14 @@ int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
     return 0;
 }
 
-/* Tells the observer that a working job finished; parses the payload only when one listens. */
+/* Counts a finished job for /metrics and tells the observer (statsd), if any. */
 static void notify_finished(struct engine *e, const struct store_job *job, bool success,
                             double now) {
-    if (!e->on_finished)
-        return;
-    json_t *doc = json_loads(job->payload, 0, NULL);
-    const char *type = json_string_value(json_object_get(doc, "jobtype"));
+    const char *type = job->jobtype ? job->jobtype : "";
     double run = job->reserved_at > 0 && now > job->reserved_at ? now - job->reserved_at : 0;
-    e->on_finished(e->observer_ctx, type ? type : "", job->queue, success, run);
-    json_decref(doc);
+    jobstats_finished(&e->jobstats, type, job->queue, success, run);
+    if (e->on_finished)
+        e->on_finished(e->observer_ctx, type, job->queue, success, run);
 }
 
 /* Frees the throttle slot a job held, and wakes fetchers waiting for it. */
@@ -338,6 +337,7 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         .at = info.at,
         .enqueued_at = info.at > 0 ? 0 : now,
         .payload = payload,
+        .jobtype = (char *)json_string_value(json_object_get(job, "jobtype")),
     };
     int rc = store_insert_job(e->store, &row);
     free(payload);
@@ -347,9 +347,9 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         return -1;
     }
     e->set_size[row.state]++;
+    jobstats_pushed(&e->jobstats, row.jobtype, info.queue);
     if (e->on_pushed)
-        e->on_pushed(e->observer_ctx, json_string_value(json_object_get(job, "jobtype")),
-                     info.queue);
+        e->on_pushed(e->observer_ctx, row.jobtype, info.queue);
     if (row.state == JOB_SCHEDULED) {
         note_deadline(e, info.at);
     } else if (note_enqueued(e, info.queue) != 0) {

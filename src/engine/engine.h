@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/job.h"
 #include "ent/cron.h"
+#include "ent/jobstats.h"
 #include "ent/throttle.h"
 #include "store/store.h"
 
@@ -43,6 +44,7 @@ struct engine {
     uint64_t random_state;
     struct throttle_set throttles;
     struct cron_set cron;
+    struct jobstats jobstats;    /* per job type and queue, since start, for /metrics */
     /* Optional observer of finished jobs (statsd export); NULL when nobody listens, so the
      * hot path parses nothing extra. */
     void (*on_finished)(void *ctx, const char *jobtype, const char *queue, bool success,

@@ -4,6 +4,7 @@
  *   1  jobs, queues, counters, daily. jobs.seq orders a queue: it is taken from a counter
  *      each time a job enters its queue, so a retried or scheduled job joins at the back.
  *   2  cron_runs: the scheduled time of each cron entry's last run, keyed by the entry's hash.
+ *   3  jobs.jobtype, copied from the payload at push, so metrics and filters need no JSON.
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -48,11 +49,14 @@ static const char *const migrations[] = {
     "  failures INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
     /* 1 -> 2 */
     "CREATE TABLE cron_runs (key TEXT PRIMARY KEY, last_run REAL NOT NULL) WITHOUT ROWID;",
+    /* 2 -> 3 */
+    "ALTER TABLE jobs ADD COLUMN jobtype TEXT NOT NULL DEFAULT '';"
+    "UPDATE jobs SET jobtype = coalesce(json_extract(payload, '$.jobtype'), '');",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define JOB_COLUMNS "id, jid, queue, state, priority, reserve_for, at, enqueued_at, " \
-                    "reserved_at, wid, payload"
+                    "reserved_at, wid, payload, jobtype"
 
 /* Every statement, prepared once at open. The per-state queries take the state as a
  * literal so SQLite can use the matching partial index. */
@@ -80,7 +84,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO jobs (jid, queue, state, priority, reserve_for, at, enqueued_at,"
-                  " payload, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  " payload, seq, jobtype) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_TAKE] = "UPDATE jobs SET state = 3, at = ?2 + reserve_for, reserved_at = ?2, wid = ?3"
                 " WHERE id = (SELECT id FROM jobs WHERE state = 0 AND queue = ?1"
                 " ORDER BY priority DESC, seq LIMIT 1) RETURNING " JOB_COLUMNS,
@@ -132,6 +136,7 @@ void store_job_clear(struct store_job *job) {
     free(job->queue);
     free(job->wid);
     free(job->payload);
+    free(job->jobtype);
     memset(job, 0, sizeof *job);
 }
 
@@ -185,6 +190,7 @@ static void read_job(sqlite3_stmt *st, struct store_job *out) {
     out->reserved_at = sqlite3_column_double(st, 8);
     out->wid = column_strdup(st, 9);
     out->payload = column_strdup(st, 10);
+    out->jobtype = column_strdup(st, 11);
 }
 
 static int exec(struct store *s, const char *sql, char *err, size_t errlen) {
@@ -376,6 +382,7 @@ int store_insert_job(struct store *s, struct store_job *job) {
     sqlite3_bind_double(st, 7, job->enqueued_at);
     sqlite3_bind_text(st, 8, job->payload, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, job->state == JOB_QUEUED ? ++s->last_seq : 0);
+    sqlite3_bind_text(st, 10, job->jobtype ? job->jobtype : "", -1, SQLITE_STATIC);
     if (run(s, st, "insert job") != 0)
         return -1;
     job->id = sqlite3_last_insert_rowid(s->db);
@@ -492,6 +499,7 @@ int store_scan(struct store *s, enum job_state state,
             .reserved_at = sqlite3_column_double(st, 8),
             .wid = (char *)sqlite3_column_text(st, 9),
             .payload = (char *)sqlite3_column_text(st, 10),
+            .jobtype = (char *)sqlite3_column_text(st, 11),
         };
         if (fn(ctx, &row) != 0)
             break;
@@ -666,7 +674,7 @@ static void query_sql(char *sql, size_t len, const char *select, const struct st
     snprintf(sql, len,
              "SELECT %s FROM jobs WHERE state = %d"
              " AND (?1 IS NULL OR queue = ?1)"
-             " AND (?2 IS NULL OR json_extract(payload, '$.jobtype') = ?2)"
+             " AND (?2 IS NULL OR jobtype = ?2)"
              " AND (?3 IS NULL OR json_extract(payload, '$.failure.errtype') = ?3)"
              " AND (?4 IS NULL OR instr(lower(payload), lower(?4)) > 0)%s%s",
              select, (int)q->state, order, ordered ? " LIMIT ?5 OFFSET ?6" : "");
@@ -707,6 +715,7 @@ int store_list(struct store *s, const struct store_query *q,
             .reserved_at = sqlite3_column_double(st, 8),
             .wid = (char *)sqlite3_column_text(st, 9),
             .payload = (char *)sqlite3_column_text(st, 10),
+            .jobtype = (char *)sqlite3_column_text(st, 11),
         };
         if (fn(ctx, &row) != 0)
             break;
@@ -733,7 +742,7 @@ int store_distinct(struct store *s, enum job_state state, const char *field,
                    void (*fn)(void *ctx, const char *value), void *ctx) {
     const char *expr = strcmp(field, "queue") == 0     ? "queue"
                        : strcmp(field, "errtype") == 0 ? "json_extract(payload, '$.failure.errtype')"
-                                                       : "json_extract(payload, '$.jobtype')";
+                                                       : "jobtype";
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT DISTINCT v FROM (SELECT %s AS v FROM jobs WHERE state = %d"

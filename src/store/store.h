@@ -26,6 +26,7 @@ struct store_job {
     double reserved_at;   /* when it was fetched (working only) */
     char *wid;            /* worker holding the reservation, NULL otherwise */
     char *payload;        /* job JSON */
+    char *jobtype;        /* the payload's jobtype, copied into a column */
 };
 
 void store_job_clear(struct store_job *job);

@@ -1,5 +1,6 @@
 /* The JSON API under /api/ and the Prometheus metrics; docs/http-api.md is the contract. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -684,6 +685,12 @@ static void queue_metric(void *ctx, const char *name, int64_t size, bool paused)
     }
 }
 
+static void sum_queue_sizes(void *ctx, const char *name, int64_t size, bool paused) {
+    (void)name;
+    (void)paused;
+    *(int64_t *)ctx += size;
+}
+
 static void metric_header(struct buf *out, const char *name, const char *type, const char *help) {
     buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -724,6 +731,68 @@ static void write_throttle_metrics(struct buf *out, struct engine *e) {
     json_decref(throttles);
 }
 
+/* Writes {jobtype="...",queue="..."}, with status and le labels when they are not NULL. */
+static void job_labels(struct buf *out, const struct jobstats_entry *j, const char *status,
+                       const char *le) {
+    buf_append_str(out, "{jobtype=\"");
+    label_value(out, j->jobtype);
+    buf_append_str(out, "\",queue=\"");
+    label_value(out, j->queue);
+    if (status)
+        buf_printf(out, "\",status=\"%s", status);
+    if (le)
+        buf_printf(out, "\",le=\"%s", le);
+    buf_append_str(out, "\"}");
+}
+
+static void write_job_metrics(struct buf *out, struct engine *e) {
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } counters[] = {
+        {"fabrik_job_pushed_total", "Jobs pushed since start, by job type and queue.",
+         offsetof(struct jobstats_entry, pushed)},
+        {"fabrik_job_succeeded_total", "Jobs ACKed since start, by job type and queue.",
+         offsetof(struct jobstats_entry, succeeded)},
+        {"fabrik_job_failed_total",
+         "Jobs FAILed (or whose reservation expired) since start, by job type and queue.",
+         offsetof(struct jobstats_entry, failed)},
+    };
+    struct jobstats_entry *j, *tmp;
+    for (size_t c = 0; c < 3; c++) {
+        metric_header(out, counters[c].name, "counter", counters[c].help);
+        HASH_ITER(hh, e->jobstats.by_key, j, tmp) {
+            buf_append_str(out, counters[c].name);
+            job_labels(out, j, NULL, NULL);
+            buf_printf(out, " %lld\n",
+                       (long long)*(const int64_t *)((const char *)j + counters[c].offset));
+        }
+    }
+    metric_header(out, "fabrik_job_run_seconds", "histogram",
+                  "Time from FETCH to ACK or FAIL, by job type, queue and status.");
+    static const char *const statuses[] = {"success", "failure"};
+    HASH_ITER(hh, e->jobstats.by_key, j, tmp) {
+        for (int s = 0; s < 2; s++) {
+            uint64_t cumulative = 0;
+            for (int b = 0; b <= JOBSTATS_BUCKETS; b++) {
+                cumulative += j->buckets[s][b];
+                char le[32] = "+Inf";
+                if (b < JOBSTATS_BUCKETS)
+                    snprintf(le, sizeof le, "%g", jobstats_bounds[b]);
+                buf_append_str(out, "fabrik_job_run_seconds_bucket");
+                job_labels(out, j, statuses[s], le);
+                buf_printf(out, " %llu\n", (unsigned long long)cumulative);
+            }
+            buf_append_str(out, "fabrik_job_run_seconds_sum");
+            job_labels(out, j, statuses[s], NULL);
+            buf_printf(out, " %.6f\n", j->run_seconds[s]);
+            buf_append_str(out, "fabrik_job_run_seconds_count");
+            job_labels(out, j, statuses[s], NULL);
+            buf_printf(out, " %llu\n", (unsigned long long)cumulative);
+        }
+    }
+}
+
 void api_metrics(struct web_request *r) {
     struct server *s = r->srv;
     struct engine *e = &s->engine;
@@ -745,6 +814,11 @@ void api_metrics(struct web_request *r) {
         engine_each_queue(e, queue_metric, &m);
     }
 
+    int64_t enqueued = 0;
+    engine_each_queue(e, sum_queue_sizes, &enqueued);
+    metric_header(&out, "fabrik_jobs_enqueued", "gauge", "Jobs waiting in all queues.");
+    buf_printf(&out, "fabrik_jobs_enqueued %lld\n", (long long)enqueued);
+
     metric_header(&out, "fabrik_set_size", "gauge", "Jobs in each set.");
     static const struct {
         const char *name;
@@ -756,6 +830,7 @@ void api_metrics(struct web_request *r) {
                    (long long)e->set_size[sets[i].state]);
 
     write_throttle_metrics(&out, e);
+    write_job_metrics(&out, e);
 
     metric_header(&out, "fabrik_connections", "gauge", "Open FWP connections past the handshake.");
     buf_printf(&out, "fabrik_connections %d\n", s->open_connections);
