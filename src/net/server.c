@@ -254,28 +254,36 @@ static void touched_cb(void *ctx, const char *queue) {
 }
 
 /* Hands jobs from queues that gained some this iteration to the fetchers blocked on them,
- * oldest fetcher first. Each fetcher takes from its own list in its own order. */
+ * oldest fetcher first. Each fetcher takes from its own list in its own order. A fetcher that
+ * gets nothing (its worker's throttle slots are full, say) does not stop the ones behind it. */
 static void wake_fetchers(struct server *s) {
     for (size_t i = 0; i < s->ntouched && !s->tx_failed; i++) {
         struct waitlist *w = NULL;
-        while (!s->tx_failed) {
-            HASH_FIND_STR(s->waitlists, s->touched[i], w);
-            if (!w || w->n == 0)
+        HASH_FIND_STR(s->waitlists, s->touched[i], w);
+        if (!w || w->n == 0)
+            continue;
+        /* Unparking edits the wait list, so walk a copy. */
+        size_t n = w->n;
+        struct conn **waiting = xmalloc(n * sizeof *waiting);
+        memcpy(waiting, w->conns, n * sizeof *waiting);
+        for (size_t k = 0; k < n && !s->tx_failed; k++) {
+            struct conn *c = waiting[k];
+            if (engine_queue_size(&s->engine, s->touched[i]) <= 0)
                 break;
-            struct conn *c = w->conns[0];
+            if (c->state != CONN_PARKED)
+                continue;
             struct store_job job = {0};
             int rc = engine_fetch(&s->engine, c->park_queues, c->npark,
                                   c->worker ? c->worker->wid : NULL, &job);
             if (rc < 0) {
                 server_fail_tx(s, store_error(s->store));
-                break;
+            } else if (rc > 0) {
+                conn_unpark(c);
+                resp_bulk(conn_reply(c, true), job.payload, strlen(job.payload));
+                store_job_clear(&job);
             }
-            if (rc == 0)
-                break;
-            conn_unpark(c);
-            resp_bulk(conn_reply(c, true), job.payload, strlen(job.payload));
-            store_job_clear(&job);
         }
+        free(waiting);
     }
     for (size_t i = 0; i < s->ntouched; i++)
         free(s->touched[i]);
