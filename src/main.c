@@ -2,12 +2,16 @@
  * and runs the server; it is the only function that exits the process. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "net/server.h"
 #include "util/log.h"
 
 int main(int argc, char **argv) {
+    /* fabrik works in UTC; cron switches to an entry's zone only while it computes a run. */
+    setenv("TZ", "UTC", 1);
+    tzset();
     struct config cfg = {0};
     enum config_action action = CONFIG_RUN;
     char err[2048];

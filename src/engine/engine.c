@@ -100,17 +100,27 @@ static int rebuild_slot(void *ctx, const struct store_job *job) {
     return 0;
 }
 
-/* The latest scheduled time of entry at or before now, starting from `first` (which is due);
- * several missed runs collapse into this one. */
+/* The latest scheduled time of entry at or before now, where `first` is due; several missed
+ * runs collapse into this one. It looks back over a window that doubles until it holds a run,
+ * so a minutely entry after months of downtime costs a few calls, not one per missed run. */
 static double latest_due(const struct cron_entry *c, double first, double now) {
-    double latest = first;
-    for (int i = 0; i < 100000; i++) {
-        double next = cron_next(&c->expr, c->timezone, latest);
-        if (next == 0 || next > now)
-            break;
-        latest = next;
+    for (double window = 60; ; window *= 2) {
+        double from = now - window;
+        bool reached_first = from < first;
+        if (reached_first)
+            from = first - 1;
+        double run = cron_next(&c->expr, c->timezone, from);
+        if (run > 0 && run <= now) {
+            for (;;) {
+                double next = cron_next(&c->expr, c->timezone, run);
+                if (next == 0 || next > now)
+                    return run;
+                run = next;
+            }
+        }
+        if (reached_first)
+            return first;
     }
-    return latest;
 }
 
 /* Sets each cron entry's next run from its stored last run. An entry that never ran starts
@@ -174,6 +184,21 @@ void engine_close(struct engine *e) {
     throttle_set_free(&e->throttles);
     cron_set_free(&e->cron);
     jobstats_free(&e->jobstats);
+}
+
+int engine_check_config(struct engine *e, const json_t *document, char *err, size_t errlen) {
+    struct throttle_set throttles;
+    if (throttle_parse(document, &throttles, err, errlen) != 0)
+        return -1;
+    throttle_set_free(&throttles);
+    char conf_dir[4096];
+    snprintf(conf_dir, sizeof conf_dir, "%s/conf.d",
+             e->cfg->config_dir ? e->cfg->config_dir : ".");
+    struct cron_set cron;
+    if (cron_load(document, conf_dir, &cron, err, errlen) != 0)
+        return -1;
+    cron_set_free(&cron);
+    return 0;
 }
 
 int engine_reload_cron(struct engine *e, const json_t *document, char *err, size_t errlen) {

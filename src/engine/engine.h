@@ -118,6 +118,10 @@ enum engine_action {
 int engine_job_action(struct engine *e, int64_t id, enum job_state state,
                       enum engine_action action);
 
+/* Checks the throttles and cron entries of document without applying them, so a reload can
+ * be refused as a whole. Returns 0, or -1 with err. */
+int engine_check_config(struct engine *e, const json_t *document, char *err, size_t errlen);
+
 /* Replaces the throttles with those of document (SIGHUP), keeping the slots in use of every
  * queue that stays throttled. Returns 0, or -1 with err (the old throttles stay). */
 int engine_reload_throttles(struct engine *e, const json_t *document, char *err, size_t errlen);

@@ -205,29 +205,42 @@ bool cron_zone_exists(const char *tz) {
         return false;
     char path[256];
     snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    /* The tz directory also holds tables such as zone.tab; a zone file starts with "TZif". */
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    bool zone = f && fread(magic, 1, sizeof magic, f) == sizeof magic &&
+                memcmp(magic, "TZif", 4) == 0;
+    if (f)
+        fclose(f);
+    return zone;
 }
 
 /* The process time zone is global state: cron switches it only around its own calls, on the
  * loop thread, and puts the previous value back. */
 struct zone_guard {
     char *saved;
+    bool switched;   /* TZ differed and was set; re-reading zone files is the slow part */
 };
 
 static void zone_enter(const char *tz, struct zone_guard *g) {
     const char *current = getenv("TZ");
+    const char *wanted = tz && tz[0] ? tz : "UTC";
+    g->switched = !current || strcmp(current, wanted) != 0;
     g->saved = current ? xstrdup(current) : NULL;
-    setenv("TZ", tz && tz[0] ? tz : "UTC", 1);
-    tzset();
+    if (g->switched) {
+        setenv("TZ", wanted, 1);
+        tzset();
+    }
 }
 
 static void zone_leave(struct zone_guard *g) {
-    if (g->saved)
-        setenv("TZ", g->saved, 1);
-    else
-        unsetenv("TZ");
-    tzset();
+    if (g->switched) {
+        if (g->saved)
+            setenv("TZ", g->saved, 1);
+        else
+            unsetenv("TZ");
+        tzset();
+    }
     free(g->saved);
 }
 
@@ -495,9 +508,9 @@ static int load_entry(const json_t *entry, const char *source, struct cron_entry
     const json_t *tz = json_object_get(entry, "timezone");
     if (tz && (!json_is_string(tz) || !cron_zone_exists(json_string_value(tz)))) {
         snprintf(err, errlen,
-                 "%s: timezone must name a zone of the tz database, such as "
+                 "%s: timezone \"%.64s\" is not a zone of the tz database; use a name such as "
                  "\"America/New_York\" or \"UTC\"",
-                 source);
+                 source, json_is_string(tz) ? json_string_value(tz) : "(not a string)");
         return -1;
     }
     const char *catch_up = json_string_value(json_object_get(entry, "catch_up"));

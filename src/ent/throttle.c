@@ -292,6 +292,8 @@ int throttle_expire(struct throttle_set *set, double now,
 void throttle_clear(struct throttle_set *set) {
     struct throttle *t, *tmp;
     HASH_ITER(hh, set->by_queue, t, tmp) {
+        /* Counted as released, so taken = released + timed_out + in_use stays true. */
+        t->released += (int64_t)t->nholders;
         while (t->nholders > 0)
             remove_holder(t, t->nholders - 1);
     }

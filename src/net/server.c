@@ -793,13 +793,19 @@ static int listen_on(struct server *s, const char *binding, char *err, size_t er
 static void reload_config(struct server *s) {
     struct config fresh = {0};
     char err[1024];
+    char quoted[4 * 400 + 1];
     if (config_reload(&s->cfg, &fresh, err, sizeof err) != 0) {
-        log_error("reload_failed", "error=\"%s\"", err);
+        log_error("reload_failed", "error=\"%s\"", log_sample(quoted, err, strlen(err), 400));
+        config_free(&fresh);
+        return;
+    }
+    if (engine_check_config(&s->engine, fresh.document, err, sizeof err) != 0) {
+        log_error("reload_failed", "error=\"%s\"", log_sample(quoted, err, strlen(err), 400));
         config_free(&fresh);
         return;
     }
     if (statsd_check(fresh.document, err, sizeof err) != 0) {
-        log_error("reload_failed", "error=\"%s\"", err);
+        log_error("reload_failed", "error=\"%s\"", log_sample(quoted, err, strlen(err), 400));
         config_free(&fresh);
         return;
     }
@@ -817,7 +823,7 @@ static void reload_config(struct server *s) {
      * cron replaces its entries. */
     if (engine_reload_throttles(&s->engine, fresh.document, err, sizeof err) != 0 ||
         engine_reload_cron(&s->engine, fresh.document, err, sizeof err) != 0) {
-        log_error("reload_failed", "error=\"%s\"", err);
+        log_error("reload_failed", "error=\"%s\"", log_sample(quoted, err, strlen(err), 400));
         if (tls)
             SSL_CTX_free(tls);
         config_free(&fresh);
@@ -1037,7 +1043,8 @@ int server_run(struct config *cfg) {
     char err[1024];
     int status = 0;
     if (server_start(s, err, sizeof err) != 0) {
-        log_error("start_failed", "error=\"%s\"", err);
+        char quoted[4 * 400 + 1];
+        log_error("start_failed", "error=\"%s\"", log_sample(quoted, err, strlen(err), 400));
         status = 1;
     } else {
         log_startup(s);

@@ -50,8 +50,8 @@ static const char *const migrations[] = {
     /* 1 -> 2 */
     "CREATE TABLE cron_runs (key TEXT PRIMARY KEY, last_run REAL NOT NULL) WITHOUT ROWID;",
     /* 2 -> 3 */
-    "ALTER TABLE jobs ADD COLUMN jobtype TEXT NOT NULL DEFAULT '';"
-    "UPDATE jobs SET jobtype = coalesce(json_extract(payload, '$.jobtype'), '');",
+    ("ALTER TABLE jobs ADD COLUMN jobtype TEXT NOT NULL DEFAULT '';"
+     "UPDATE jobs SET jobtype = coalesce(json_extract(payload, '$.jobtype'), '');"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -54,7 +54,10 @@ char *log_sample(char *out, const char *in, size_t len, size_t max) {
     size_t o = 0;
     for (size_t i = 0; i < len && i < max; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
             o += (size_t)sprintf(out + o, "\\x%02x", c);
         } else {
             out[o++] = (char)c;

@@ -29,8 +29,8 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
 #define log_debug(event, ...) \
     do { if (log_threshold >= LOG_DEBUG) log_write(LOG_DEBUG, event, __VA_ARGS__); } while (0)
 
-/* Copies at most max bytes of untrusted input into out (size >= 4*max+1) for a log line,
- * replacing quotes, backslashes and unprintable bytes with \xNN. Returns out. */
+/* Copies at most max bytes of untrusted input into out (size >= 4*max+1) for a quoted logfmt
+ * value: quotes and backslashes get a backslash, unprintable bytes become \xNN. Returns out. */
 char *log_sample(char *out, const char *in, size_t len, size_t max);
 
 #endif

@@ -862,7 +862,7 @@ static void invalid_entry_fails_start(void) {
         {"[[cron]]\nschedule = \"@often\"\n[cron.job]\ntype = \"X\"\n", "@often"},
         {"[[cron]]\n[cron.job]\ntype = \"X\"\n", "schedule"},
         {"[[cron]]\nschedule = \"@daily\"\nzone = \"UTC\"\n[cron.job]\ntype = \"X\"\n",
-         "\"zone\""},
+         "\\\"zone\\\""},
         {"[[cron]]\nschedule = \"@daily\"\ntimezone = \"Nowhere/City\"\n[cron.job]\n"
          "type = \"X\"\n",
          "timezone"},

@@ -390,7 +390,7 @@ static void sighup_changes_namespace(void) {
     th_write_file(path, statsd_toml(sink, "namespace = \"three.\"\ntags = [\"host:web1\"]\n"));
     th_server_signal(srv, SIGHUP);
     wait_log(srv, "reload_failed");
-    TH_CHECK(th_server_log_contains(srv, "[statsd] tags: \"host:web1\" is invalid"));
+    TH_CHECK(th_server_log_contains(srv, "[statsd] tags: \\\"host:web1\\\" is invalid"));
     sink_clear(sink);
     push_job(c, "job-ns-0003", "T", "default", NULL);
     TH_EQ_INT(sink_wait_sum(sink, "two.jobs.pushed", "c", "jobtype:T,queue:default,env:b", 1),

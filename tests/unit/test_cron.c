@@ -1154,15 +1154,21 @@ static void load_error_bad_schedule(void **state) {
 }
 
 static void load_error_bad_timezone(void **state) {
-    static const char *const message =
-        "timezone must name a zone of the tz database, such as \"America/New_York\" or "
+    static const char *const suffix =
+        " is not a zone of the tz database; use a name such as \"America/New_York\" or "
         "\"UTC\"";
-    assert_load_error(*state,
-                      "[[cron]]\nschedule = \"@daily\"\ntimezone = \"Mars/Olympus\"\n" JOB_X,
-                      message);
-    assert_load_error(*state, "[[cron]]\nschedule = \"@daily\"\ntimezone = 5\n" JOB_X, message);
-    assert_load_error(*state, "[[cron]]\nschedule = \"@daily\"\ntimezone = \"EST+5\"\n" JOB_X,
-                      message);
+    static const char *const zones[][2] = {
+        {"\"Mars/Olympus\"", "\"Mars/Olympus\""},
+        {"5", "\"(not a string)\""},
+        {"\"EST+5\"", "\"EST+5\""},
+    };
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        char content[256], message[256];
+        snprintf(content, sizeof content, "[[cron]]\nschedule = \"@daily\"\ntimezone = %s\n%s",
+                 zones[i][0], JOB_X);
+        snprintf(message, sizeof message, "timezone %s%s", zones[i][1], suffix);
+        assert_load_error(*state, content, message);
+    }
 }
 
 static void load_error_bad_catch_up(void **state) {
