@@ -6,8 +6,7 @@
  * advances the new process by the same offset again.
  *
  * Cases whose name starts with "slow_" wait for real downtime (over a minute) and run only
- * with --slow, which CTest passes in its own entry labelled "slow". Cases named known_bug_*
- * check behaviour the server gets wrong today and are skipped unless FABRIK_TEST_KNOWN_BUGS=1. */
+ * with --slow, which CTest passes in its own entry labelled "slow". */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -31,13 +30,6 @@
 
 /* The server binary, for the cases that start it by hand to see it fail. */
 static const char *server_binary;
-
-static void skip_unless_known_bugs_enabled(void) {
-    const char *value = getenv("FABRIK_TEST_KNOWN_BUGS");
-    if (!value || strcmp(value, "1") != 0) {
-        th_skip("known server bug; FABRIK_TEST_KNOWN_BUGS=1 runs this case");
-    }
-}
 
 /* ---- the web port ----
  * The harness starts the server with "-w 127.0.0.1:0", which disables the web UI. So this
@@ -455,8 +447,7 @@ static void missed_runs_collapse_into_one_job(void) {
  * server stops counting missed runs after 100,000 (70 days of a per-minute entry), so today
  * it records an old run as the last one and pushes a second job on the next tick. Counting
  * that many runs also blocks its event loop for seconds. */
-static void known_bug_many_missed_runs_collapse(void) {
-    skip_unless_known_bugs_enabled();
+static void many_missed_runs_collapse(void) {
     struct th_server_opts opts = {
         .toml = "[[cron]]\nschedule = \"* * * * *\"\n[cron.job]\ntype = \"M\"\nqueue = \"m\"\n"};
     struct th_server *srv = th_server_start(&opts);
@@ -999,7 +990,7 @@ int main(int argc, char **argv) {
         TH_CASE(entry_fires_on_time_not_before),
         TH_CASE(job_has_template_fields),
         TH_CASE(missed_runs_collapse_into_one_job),
-        TH_CASE(known_bug_many_missed_runs_collapse),
+        TH_CASE(many_missed_runs_collapse),
         TH_CASE(restart_after_sigterm_neither_skips_nor_repeats),
         TH_CASE(restart_after_sigkill_neither_skips_nor_repeats),
         TH_CASE(catch_up_once_and_skip_after_downtime),

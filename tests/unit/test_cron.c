@@ -3,11 +3,7 @@
  * Next-run times (cron_next) are checked in UTC and across daylight-saving changes. Each check
  * passes an explicit `after` time, so no clock is involved. Expected Unix times were computed
  * with Python's zoneinfo from the system's tz database, with fold=0 for the first occurrence
- * of a repeated wall time.
- *
- * Cases named known_bug_* check behaviour that the server gets wrong today. They are skipped
- * unless FABRIK_TEST_KNOWN_BUGS=1, so the suite stays green while the bug is open; run them
- * with that variable to check a fix. */
+ * of a repeated wall time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,19 +104,6 @@ static double utc(int year, int month, int day, int hour, int minute) {
                     .tm_hour = hour, .tm_min = minute};
     return (double)timegm(&tm);
 }
-
-static bool known_bugs_enabled(void) {
-    const char *value = getenv("FABRIK_TEST_KNOWN_BUGS");
-    return value && strcmp(value, "1") == 0;
-}
-
-#define SKIP_KNOWN_BUG()                                                               \
-    do {                                                                               \
-        if (!known_bugs_enabled()) {                                                   \
-            print_message("known server bug, skipped; FABRIK_TEST_KNOWN_BUGS=1 runs it\n"); \
-            skip();                                                                    \
-        }                                                                              \
-    } while (0)
 
 /* ---- parser: syntax forms ---- */
 
@@ -909,9 +892,8 @@ static void zone_names_rejected(void **state) {
 /* The tz database directory also contains data files that are not zones (zone.tab,
  * iso3166.tab, tzdata.zi, leapseconds). cron_zone_exists accepts them today, and glibc then
  * reads the entry's schedule in UTC without a warning. */
-static void known_bug_zone_accepts_data_files(void **state) {
+static void zone_rejects_tz_data_tables(void **state) {
     (void)state;
-    SKIP_KNOWN_BUG();
     assert_false(cron_zone_exists("zone.tab"));
     assert_false(cron_zone_exists("iso3166.tab"));
     assert_false(cron_zone_exists("tzdata.zi"));
@@ -1447,7 +1429,7 @@ int main(void) {
         cmocka_unit_test(havana_midnight_gap),
         cmocka_unit_test(zone_names_that_exist),
         cmocka_unit_test(zone_names_rejected),
-        cmocka_unit_test(known_bug_zone_accepts_data_files),
+        cmocka_unit_test(zone_rejects_tz_data_tables),
         cmocka_unit_test_setup_teardown(load_no_entries, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(load_without_conf_dir, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(load_full_entry, conf_setup, conf_teardown),
