@@ -4,6 +4,7 @@
 
 import { apiGet, root, url } from './api.js';
 import { createBusyView } from './busy.js';
+import { createCronView, hasCronEntries } from './cron.js';
 import { createDashboardView } from './dashboard.js';
 import { formatNumber, h, setServerNow, updateRelativeTimes } from './dom.js';
 import { createQueuesView, createQueueView } from './queues.js';
@@ -59,6 +60,9 @@ function route(path) {
     }
     if (first === 'throttles' && parts.length === 1) {
         return { key, create: createThrottlesView };
+    }
+    if (first === 'cron' && parts.length === 1) {
+        return { key, create: createCronView };
     }
     if (first in SET_PATHS && parts.length === 1) {
         return { key, create: () => createSetView(SET_PATHS[first]) };
@@ -119,12 +123,26 @@ function updateSummary(info) {
     setSummary('dead', sets.dead ?? tasks.Dead?.size);
 }
 
+function showTab(group, tab, visible) {
+    group.querySelector(`a[data-tab="${tab}"]`).closest('li').hidden = !visible;
+}
+
 // Shows each enterprise tab whose feature is configured, and the group when any tab shows.
-function updateEnterpriseTabs(info) {
+// cron is null when /api/cron failed, and the Cron tab then keeps its state.
+function updateEnterpriseTabs(info, cron) {
     const group = document.getElementById('nav-enterprise');
-    const throttles = group.querySelector('a[data-tab="throttles"]').closest('li');
-    throttles.hidden = !hasThrottles(info);
+    showTab(group, 'throttles', hasThrottles(info));
+    if (cron) {
+        showTab(group, 'cron', hasCronEntries(cron));
+    }
     group.hidden = [...group.querySelectorAll('li')].every((item) => item.hidden);
+}
+
+// Fetches /api/cron for the Cron tab, because INFO does not describe cron. Resolves with
+// null on failure, so the other pages still update. The Cron page then requests the list
+// again and shows the error.
+function fetchCron() {
+    return apiGet('/api/cron').catch(() => null);
 }
 
 function updateFooter(info) {
@@ -139,7 +157,9 @@ function updatePollText() {
     document.getElementById('footer-poll').textContent = `Updates every ${pollInterval()} s`;
 }
 
-// Fetches /api/info and the current view's data once. Concurrent calls share one run.
+// Fetches /api/info, /api/cron and the current view's data once. The view's refresh gets
+// INFO and { cron }, so the Cron page needs no request of its own. Concurrent calls share
+// one run.
 function poll() {
     if (app.polling) {
         return app.polling;
@@ -147,14 +167,14 @@ function poll() {
     const view = app.view;
     app.polling = (async () => {
         try {
-            const info = await apiGet('/api/info');
+            const [info, cron] = await Promise.all([apiGet('/api/info'), fetchCron()]);
             app.info = info;
             setServerNow(info.now);
             updateSummary(info);
-            updateEnterpriseTabs(info);
+            updateEnterpriseTabs(info, cron);
             updateFooter(info);
             if (view === app.view) {
-                await view.refresh(info);
+                await view.refresh(info, { cron });
                 updateRelativeTimes(document.getElementById('main'));
             }
             dismissMessage('poll');
