@@ -2,7 +2,7 @@
 // Black-box tests of the HTTP API (docs/http-api.md) against the real server binary: every
 // endpoint's shape, paging, filters, search, actions and their effect on the jobs, errors,
 // basic authentication, the cross-site POST check, the reverse-proxy prefix, /stats,
-// /health, /metrics and the throttles. Jobs are seeded over FWP.
+// /health, /metrics, the throttles and cron. Jobs are seeded over FWP.
 
 const assert = require('node:assert/strict');
 const { after, before, describe, test } = require('node:test');
@@ -787,7 +787,7 @@ describe('HTTP conventions', () => {
 
     test('every page path serves index.html', check(async () => {
         const paths = ['/', '/busy', '/queues', '/queues/default', '/retries', '/retries/12', '/scheduled',
-            '/scheduled/3', '/morgue', '/morgue/7', '/throttles'];
+            '/scheduled/3', '/morgue', '/morgue/7', '/throttles', '/cron'];
         for (const path of paths) {
             const res = await web.get(path);
             assert.equal(res.status, 200, path);
@@ -1120,6 +1120,253 @@ describe('throttles', () => {
         assert.equal(head.status, 200);
         assert.equal(head.text, '');
         assert.equal((await web.get('/api/throttles/images')).status, 404);
+    }));
+});
+
+describe('cron', () => {
+    // A daily schedule rather than */5: a run now or a 400 check must not meet a scheduled
+    // run that real time reaches while the tests run.
+    const TOML = [
+        '[[cron]]',
+        'schedule = "15 4 * * *"',
+        '  [cron.job]',
+        '  type = "CleanupJob"',
+        '  queue = "maintenance"',
+        '',
+        '[[cron]]',
+        'schedule = "0 9 * * MON-FRI"',
+        'timezone = "America/New_York"',
+        'catch_up = "skip"',
+        '  [cron.job]',
+        '  type = "MorningReport"',
+        '  queue = "reports"',
+        '  args = ["daily", 3]',
+        '  retry = 3',
+        '  reserve_for = 600',
+        '  priority = 7',
+        '  [cron.job.custom]',
+        '  expires_in = 3600',
+        '',
+    ].join('\n');
+    const ENTRY_KEYS = ['catch_up', 'job', 'key', 'last_run', 'next_run', 'schedule', 'source', 'timezone'];
+    const DAY_MS = 24 * HOUR_MS;
+    let web;
+    let fwp;
+    let server;
+    let plain;
+
+    before(async () => {
+        ({ web, fwp, server } = await startServer({ toml: TOML }));
+        plain = await startServer();
+    });
+
+    async function entries() {
+        return (await getJson(web, '/api/cron')).entries;
+    }
+
+    async function entryOf(jobtype) {
+        const found = (await entries()).find((entry) => entry.job.jobtype === jobtype);
+        assert.ok(found, `/api/cron lists ${jobtype}`);
+        return found;
+    }
+
+    // The server's now, which DEBUG CLOCK moves ahead of real time.
+    async function serverNow() {
+        return Date.parse((await getJson(web, '/api/info')).now);
+    }
+
+    async function queueSize(name) {
+        const queue = (await getJson(web, '/api/queues')).queues.find((q) => q.name === name);
+        return queue ? queue.size : 0;
+    }
+
+    async function runNow(key) {
+        return web.post(`/api/cron/${key}`, { action: 'run' });
+    }
+
+    // Moves the server clock to just past time (ms since the epoch).
+    async function advanceTo(time) {
+        const seconds = (time - await serverNow()) / 1000 + 1;
+        assert.ok(seconds > 0, `the target ${new Date(time).toISOString()} lies ahead of the server clock`);
+        await fwp.ok(`DEBUG CLOCK ${seconds.toFixed(3)}`);
+    }
+
+    // Returns the wall time of an instant in an IANA time zone: { weekday, hour, minute }.
+    function wallTime(iso, timeZone) {
+        const format = new Intl.DateTimeFormat('en-US', {
+            timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+        });
+        const parts = Object.fromEntries(format.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+        return { weekday: parts.weekday, hour: parts.hour, minute: parts.minute };
+    }
+
+    // FETCHes one job from queue and ACKs it; returns the job.
+    async function takeJob(queue) {
+        const job = await fwp.fetch(queue);
+        assert.ok(job, `FETCH ${queue} returned a job`);
+        await fwp.ack(job.jid);
+        return job;
+    }
+
+    test('GET /api/cron without entries', check(async () => {
+        assert.deepEqual(await getJson(plain.web, '/api/cron'), { entries: [] });
+    }));
+
+    test('GET /api/cron lists entries in file order', check(async () => {
+        const now = await serverNow();
+        const list = await entries();
+        assert.equal(list.length, 2);
+        for (const entry of list) {
+            assert.deepEqual(Object.keys(entry).sort(), ENTRY_KEYS, `${entry.job.jobtype}: keys`);
+            assert.match(entry.key, /^[0-9a-f]{64}$/, `${entry.job.jobtype}: key is a SHA-256 in hex`);
+            assert.equal(entry.last_run, null, `${entry.job.jobtype}: a new entry never ran`);
+            assertRfc3339(entry.next_run, `${entry.job.jobtype}: next_run`);
+            assert.ok(Date.parse(entry.next_run) > now, `${entry.job.jobtype}: next_run lies ahead`);
+        }
+        assert.notEqual(list[0].key, list[1].key);
+        const file = `${server.configDir}/conf.d/fabrik.toml`;
+
+        const [cleanup, report] = list;
+        assert.equal(cleanup.schedule, '15 4 * * *');
+        assert.equal(cleanup.timezone, 'UTC', 'an entry without a time zone is in UTC');
+        assert.equal(cleanup.catch_up, 'once', 'catch_up defaults to once');
+        assert.equal(cleanup.source, `${file} entry 1`);
+        assert.deepEqual(cleanup.job, { jobtype: 'CleanupJob', queue: 'maintenance', args: [] });
+        const cleanupNext = new Date(cleanup.next_run);
+        assert.equal(cleanupNext.getUTCHours(), 4, 'next_run hour in UTC');
+        assert.equal(cleanupNext.getUTCMinutes(), 15, 'next_run minute');
+        assert.equal(cleanupNext.getUTCSeconds(), 0, 'next_run second');
+        assert.ok(cleanupNext.getTime() - now <= DAY_MS, 'a daily entry runs within a day');
+
+        assert.equal(report.schedule, '0 9 * * MON-FRI');
+        assert.equal(report.timezone, 'America/New_York');
+        assert.equal(report.catch_up, 'skip');
+        assert.equal(report.source, `${file} entry 2`);
+        assert.deepEqual(report.job, {
+            jobtype: 'MorningReport', queue: 'reports', args: ['daily', 3], retry: 3, reserve_for: 600,
+            priority: 7, custom: { expires_in: 3600 },
+        });
+        const wall = wallTime(report.next_run, 'America/New_York');
+        assert.equal(`${wall.hour}:${wall.minute}`, '09:00', 'next_run is 09:00 in New York');
+        assert.ok(['Mon', 'Tue', 'Wed', 'Thu', 'Fri'].includes(wall.weekday), `next_run on a weekday, not ${wall.weekday}`);
+        assert.ok(Date.parse(report.next_run) - now <= 4 * DAY_MS, 'a weekday entry runs within four days');
+    }));
+
+    test('POST run pushes one job now', check(async () => {
+        const before = await entries();
+        const [cleanup, report] = before;
+
+        assert.deepEqual(await postJson(web, `/api/cron/${cleanup.key}`, { action: 'run' }), { affected: 1 });
+        assert.equal(await queueSize('maintenance'), 1, 'the job is in its queue at once');
+        const pushed = await takeJob('maintenance');
+        assert.equal(pushed.jobtype, 'CleanupJob');
+        assert.equal(pushed.queue, 'maintenance');
+        assert.deepEqual(pushed.args, []);
+        assert.match(pushed.jid, /^[0-9a-f]{24}$/, 'a fresh jid of 24 hex digits');
+        assert.equal(pushed.retry, 25, 'the server fills the default retry');
+        assertRfc3339(pushed.created_at, 'created_at');
+        assertRfc3339(pushed.enqueued_at, 'enqueued_at');
+
+        assert.deepEqual(await postJson(web, `/api/cron/${report.key}`, { action: 'run' }), { affected: 1 });
+        const morning = await takeJob('reports');
+        assert.equal(morning.jobtype, 'MorningReport');
+        assert.deepEqual(morning.args, ['daily', 3]);
+        assert.equal(morning.retry, 3);
+        assert.equal(morning.reserve_for, 600);
+        assert.equal(morning.priority, 7);
+        assert.deepEqual(morning.custom, { expires_in: 3600 });
+
+        assert.deepEqual(await postJson(web, `/api/cron/${report.key}`, { action: 'run' }), { affected: 1 });
+        const again = await takeJob('reports');
+        assert.notEqual(again.jid, morning.jid, 'every run gets its own jid');
+
+        const after = await entries();
+        for (let i = 0; i < before.length; i++) {
+            assert.equal(after[i].last_run, before[i].last_run, `${before[i].job.jobtype}: last_run unchanged`);
+            assert.equal(after[i].next_run, before[i].next_run, `${before[i].job.jobtype}: next_run unchanged`);
+        }
+        assert.match(server.logTail(400), /event=cron_enqueued .*jobtype=CleanupJob .*reason=run_now/);
+    }));
+
+    test('unknown key answers 404', check(async () => {
+        const [cleanup] = await entries();
+        for (const key of ['0'.repeat(64), cleanup.key.slice(0, 10), `${cleanup.key}0`, 'nope']) {
+            assertError(await runNow(key), 404, /no cron entry/, `POST /api/cron/${key}`);
+        }
+        assert.equal(await queueSize('maintenance'), 0, 'nothing was pushed');
+    }));
+
+    test('other methods on an entry answer 405', check(async () => {
+        const [cleanup] = await entries();
+        for (const method of ['GET', 'PUT', 'DELETE']) {
+            const res = await web.send(method, `/api/cron/${cleanup.key}`, { body: '{"action":"run"}' });
+            assertError(res, 405, null, `${method} /api/cron/<key>`);
+            assert.equal(res.headers.allow, 'POST', `${method}: Allow header`);
+        }
+        const post = await web.post('/api/cron', { action: 'run' });
+        assertError(post, 405, null, 'POST /api/cron');
+        assert.match(post.headers.allow || '', /GET/, 'POST /api/cron: Allow header');
+        assert.doesNotMatch(post.headers.allow || '', /POST/, 'POST /api/cron: Allow header');
+        const head = await web.send('HEAD', '/api/cron');
+        assert.equal(head.status, 200);
+        assert.equal(head.text, '');
+        assert.equal(await queueSize('maintenance'), 0, 'nothing was pushed');
+    }));
+
+    test('bad action answers 400', check(async () => {
+        const [cleanup] = await entries();
+        const bodies = [{ action: 'skip' }, { action: 'RUN' }, { action: 1 }, {}, '[]', 'not json', ''];
+        for (const body of bodies) {
+            const res = await web.post(`/api/cron/${cleanup.key}`, body);
+            assertError(res, 400, null, `POST /api/cron/<key> with ${JSON.stringify(body)}`);
+        }
+        assert.match((await web.post(`/api/cron/${cleanup.key}`, { action: 'skip' })).json.error, /run/,
+            'the error names the expected action');
+        assert.equal(await queueSize('maintenance'), 0, 'nothing was pushed');
+    }));
+
+    test('DEBUG CLOCK fires a due entry', check(async () => {
+        const before = await entryOf('CleanupJob');
+        const report = await entryOf('MorningReport');
+        const due = Date.parse(before.next_run);
+        await advanceTo(due);
+
+        const after = await entryOf('CleanupJob');
+        assert.equal(after.last_run, before.next_run, 'last_run is the scheduled time that fired');
+        assert.equal(Date.parse(after.next_run), due + DAY_MS, 'next_run moves to the next day');
+        assert.equal(await queueSize('maintenance'), 1, 'one job was pushed');
+        const job = await takeJob('maintenance');
+        assert.equal(job.jobtype, 'CleanupJob');
+        assert.match(server.logTail(400), /event=cron_enqueued .*jobtype=CleanupJob .*reason=schedule/);
+
+        // The New York entry fires too when its next run lay within the jump.
+        const reportAfter = await entryOf('MorningReport');
+        if (Date.parse(report.next_run) <= due + 1000) {
+            assert.equal(reportAfter.last_run, report.next_run, 'the report fired in the same jump');
+            assert.equal(await queueSize('reports'), 1);
+            await takeJob('reports');
+        } else {
+            assert.equal(reportAfter.last_run, null, 'the report is not due yet');
+            assert.equal(reportAfter.next_run, report.next_run);
+            assert.equal(await queueSize('reports'), 0);
+        }
+    }));
+
+    test('missed runs give one job', check(async () => {
+        const before = await entryOf('CleanupJob');
+        const due = Date.parse(before.next_run);
+        // Three daily runs become due in one jump.
+        await advanceTo(due + 2 * DAY_MS);
+
+        const after = await entryOf('CleanupJob');
+        assert.equal(Date.parse(after.last_run), due + 2 * DAY_MS, 'last_run is the latest missed time');
+        assert.equal(Date.parse(after.next_run), due + 3 * DAY_MS);
+        assert.equal(await queueSize('maintenance'), 1, 'one job for three missed runs');
+        const report = await entryOf('MorningReport');
+        assert.ok(report.last_run !== null, 'the weekday entry ran within three days');
+        assert.ok(Date.parse(report.last_run) > Date.parse(before.last_run), 'it ran within this jump');
+        assert.ok(Date.parse(report.next_run) > Date.parse(after.last_run), 'its next run lies ahead');
+        assert.equal(await queueSize('reports'), 1, 'one report for all its missed runs');
     }));
 });
 
