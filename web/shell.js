@@ -150,9 +150,30 @@ export function refreshNow() {
     return hooks.refresh();
 }
 
+// Puts the focus back on a button that had it before runAction disabled it. Disabling the
+// focused element moves the focus to the page body (the HTML focus fixup rule). When a poll
+// has rebuilt the button's row, the focus goes to the button with the same data-focus-key.
+function restoreFocus(button) {
+    const active = document.activeElement;
+    if (active && active !== document.body) {
+        return;
+    }
+    const key = button.dataset.focusKey;
+    let target = null;
+    if (button.isConnected) {
+        target = button;
+    } else if (key) {
+        target = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    }
+    if (target) {
+        target.focus();
+    }
+}
+
 // Runs an API action: disables the button while it runs, shows the result or the error,
 // then refreshes the page. Resolves with the response, or null after an error.
 export async function runAction(button, action, describeResult) {
+    const hadFocus = Boolean(button) && document.activeElement === button;
     if (button) {
         button.disabled = true;
     }
@@ -168,6 +189,9 @@ export async function runAction(button, action, describeResult) {
     } finally {
         if (button && button.isConnected) {
             button.disabled = false;
+        }
+        if (hadFocus) {
+            restoreFocus(button);
         }
         await refreshNow();
     }
