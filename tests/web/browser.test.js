@@ -3,7 +3,8 @@
 // page must load with seeded data and without console errors, and every action must work
 // through the UI. The tests also cover live updates, dark mode (prefers-color-scheme) and
 // one action done by keyboard alone. A screenshot of each page is saved for people to see.
-// The Throttles page runs against a second server whose configuration has throttles.
+// The Throttles and Cron pages run against servers of their own, whose configuration has
+// throttles or cron entries.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -948,6 +949,227 @@ describe('throttles', () => {
             onLink = await page.evaluate(() => document.activeElement.closest('#throttles-table') !== null);
         }
         assert.ok(onLink, 'the queue links are reachable with Tab');
+        await close();
+    }));
+});
+
+describe('cron', () => {
+    // Daily and weekday schedules, so real time fires no entry while the tests run. The
+    // live-update test moves the server clock with DEBUG CLOCK instead.
+    const TOML = [
+        '[[cron]]',
+        'schedule = "15 4 * * *"',
+        '  [cron.job]',
+        '  type = "CleanupJob"',
+        '  queue = "maintenance"',
+        '',
+        '[[cron]]',
+        'schedule = "0 9 * * MON-FRI"',
+        'timezone = "America/New_York"',
+        'catch_up = "skip"',
+        '  [cron.job]',
+        '  type = "MorningReport"',
+        '  queue = "reports"',
+        '  args = ["daily", 3]',
+        '  retry = 3',
+        '  priority = 7',
+        '',
+        '[[cron]]',
+        'schedule = "0 0 30 2 *"',
+        '  [cron.job]',
+        '  type = "NeverJob"',
+        '  args = ["<img src=x onerror=\\"window.pwned=1\\">"]',
+        '',
+    ].join('\n');
+    const DAY_MS = 24 * HOUR_MS;
+    let scheduler;
+    let schedulerFwp;
+    let schedulerWeb;
+
+    before(async () => {
+        scheduler = await new FabrikServer({ prefix: 'fabrik-web-cron', toml: TOML }).start();
+        schedulerFwp = await FwpClient.connect(scheduler.port);
+        schedulerWeb = client(scheduler.webPort);
+    });
+
+    after(async () => {
+        if (schedulerFwp) {
+            schedulerFwp.close();
+        }
+        if (scheduler) {
+            await stopAll([scheduler], failed);
+        }
+    });
+
+    function cronUrl(pagePath) {
+        return `${scheduler.webUrl}${pagePath}`;
+    }
+
+    async function schedulerJson(pathname) {
+        const res = await schedulerWeb.get(pathname);
+        assert.equal(res.status, 200, `GET ${pathname}: ${res.text.slice(0, 200)}`);
+        return res.json;
+    }
+
+    async function entryOf(jobtype) {
+        const found = (await schedulerJson('/api/cron')).entries.find((entry) => entry.job.jobtype === jobtype);
+        assert.ok(found, `/api/cron lists ${jobtype}`);
+        return found;
+    }
+
+    async function queueSize(name) {
+        const queue = (await schedulerJson('/api/queues')).queues.find((q) => q.name === name);
+        return queue ? queue.size : 0;
+    }
+
+    function row(page, jobtype) {
+        return page.locator('#cron-table tbody tr', { has: page.locator(`strong.jobtype:text-is("${jobtype}")`) });
+    }
+
+    async function enqueuedCount(page) {
+        return Number((await page.locator('[data-summary="enqueued"]').textContent()).replace(/,/g, ''));
+    }
+
+    test('tab and empty state without cron entries', check(async () => {
+        const { page, close } = await open('/');
+        assert.equal(await page.locator('.tabs a[data-tab="cron"]').isVisible(), false, 'Cron tab hidden');
+        await page.goto('/cron');
+        await page.locator('main h1', { hasText: 'Cron' }).waitFor();
+        await page.locator('#cron-empty', { hasText: 'No cron entries are configured' }).waitFor();
+        assert.equal(await page.locator('#cron-table').isVisible(), false);
+        assert.match(await page.locator('#cron-empty pre').textContent(), /\[\[cron\]\]\nschedule = "\*\/5 \* \* \* \*"/);
+        assert.equal(await page.locator('#nav-enterprise').isVisible(), false, 'still hidden on the page');
+        assert.equal(await page.locator('main .subtitle').textContent(), '');
+        await screenshot(page, 'cron-empty');
+        await close();
+    }));
+
+    test('page lists schedules, jobs and runs', check(async () => {
+        const cleanup = await entryOf('CleanupJob');
+        const report = await entryOf('MorningReport');
+        const { page, close } = await open(cronUrl('/cron'));
+        await row(page, 'CleanupJob').waitFor();
+        assert.equal(await page.locator('#nav-enterprise').isVisible(), true, 'enterprise group shown');
+        assert.equal(await page.locator('.tabs a[data-tab="cron"]').isVisible(), true, 'Cron tab shown');
+        assert.equal(await page.locator('.tabs a[data-tab="throttles"]').isVisible(), false, 'no throttles');
+        assert.equal(await page.locator('.tabs a[aria-current="page"]').getAttribute('data-tab'), 'cron');
+        assert.equal(await page.title(), 'Cron · fabrik');
+        assert.deepEqual(await page.locator('#cron-table strong.jobtype').allTextContents(),
+            ['CleanupJob', 'MorningReport', 'NeverJob'], 'in the order of the file');
+        assert.match(await page.locator('main .subtitle').textContent(), /^3 entries, next run in \d/);
+
+        const first = row(page, 'CleanupJob');
+        assert.equal(await first.locator('code.schedule').textContent(), '15 4 * * *');
+        assert.match(await first.locator('td').first().textContent(), /UTC$/);
+        assert.equal(await first.getByRole('link', { name: 'maintenance' }).getAttribute('href'), '/queues/maintenance');
+        await first.locator('td.cron-job', { hasText: 'no arguments' }).waitFor();
+        const next = first.locator('td.next-run');
+        assert.equal(await next.getAttribute('data-time'), cleanup.next_run);
+        assert.match(await next.locator('time').textContent(), /^in \d/, 'relative next run');
+        assert.equal(await next.locator('time').getAttribute('datetime'), cleanup.next_run);
+        assert.match(await next.textContent(), /\d{4}-\d\d-\d\d 04:15:00 UTC/, 'absolute next run');
+        assert.equal((await first.locator('td.last-run').textContent()).trim(), 'never');
+        assert.match(await first.locator('td.catch-up').textContent(), /^once/);
+        assert.equal(await first.locator('.source-name').textContent(), 'fabrik.toml entry 1');
+        assert.equal(await first.locator('td.source').getAttribute('title'),
+            `${scheduler.configDir}/conf.d/fabrik.toml entry 1`);
+
+        const second = row(page, 'MorningReport');
+        assert.match(await second.locator('td').first().textContent(), /America\/New_York$/);
+        assert.equal(await second.locator('.args').textContent(), '"daily", 3');
+        assert.equal(await second.locator('.job-options').textContent(), 'retry 3 · priority 7');
+        const local = await second.locator('td.next-run').textContent();
+        assert.equal(await second.locator('td.next-run').getAttribute('data-time'), report.next_run);
+        assert.match(local, /(Mon|Tue|Wed|Thu|Fri) \d{4}-\d\d-\d\d 09:00 E[SD]T/, 'wall time in New York');
+        assert.match(await second.locator('td.catch-up').textContent(), /^skip/);
+
+        const never = row(page, 'NeverJob');
+        assert.match(await never.locator('td.next-run').textContent(), /^never\s*the schedule matches no date$/);
+        assert.equal(await never.getByRole('link', { name: 'default' }).count(), 1, 'no queue means default');
+        await never.locator('.args', { hasText: '"<img src=x onerror=\\"window.pwned=1\\">"' }).waitFor();
+        assert.equal(await page.locator('main img').count(), 0, 'job arguments are inserted as text');
+        assert.equal(await page.evaluate(() => window.pwned), undefined);
+
+        await screenshot(page, 'cron');
+        await page.emulateMedia({ colorScheme: 'dark' });
+        await screenshot(page, 'cron-dark');
+        await page.emulateMedia({ colorScheme: 'light' });
+        await page.setViewportSize({ width: 390, height: 844 });
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(width <= 390, `the table scrolls inside the page, which is ${width} px wide`);
+        await screenshot(page, 'cron-narrow');
+        await close();
+    }));
+
+    test('Run now pushes a job', check(async () => {
+        const before = await entryOf('CleanupJob');
+        const { page, close } = await open(cronUrl('/cron'));
+        const first = row(page, 'CleanupJob');
+        await first.waitFor();
+        const enqueued = await enqueuedCount(page);
+        const queued = await queueSize('maintenance');
+
+        await first.getByRole('button', { name: 'Run CleanupJob now (fabrik.toml entry 1)' }).click();
+        await successMessage(page, 'Pushed 1 CleanupJob job to queue maintenance. The schedule is unchanged.');
+        assert.equal(await queueSize('maintenance'), queued + 1, 'the job is in its queue');
+        await page.waitForFunction((count) => Number(document.querySelector('[data-summary="enqueued"]')
+            .textContent.replace(/,/g, '')) === count, enqueued + 1, { timeout: LIVE_TIMEOUT_MS });
+
+        const after = await entryOf('CleanupJob');
+        assert.equal(after.last_run, before.last_run, 'last_run unchanged');
+        assert.equal(after.next_run, before.next_run, 'next_run unchanged');
+        assert.equal((await first.locator('td.last-run').textContent()).trim(), 'never');
+        await close();
+    }));
+
+    test('keyboard alone runs an entry', check(async () => {
+        const { page, close } = await open(cronUrl('/cron'));
+        const button = row(page, 'MorningReport').getByRole('button', { name: 'Run MorningReport now (fabrik.toml entry 2)' });
+        await button.waitFor();
+        const queued = await queueSize('reports');
+
+        let onButton = false;
+        for (let i = 0; i < 60 && !onButton; i++) {
+            await page.keyboard.press('Tab');
+            onButton = await button.evaluate((el) => el === document.activeElement);
+        }
+        assert.ok(onButton, 'the Run now button is reachable with Tab');
+        const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+        assert.notEqual(outline, 'none', 'the focused button shows a focus ring');
+        await page.keyboard.press('Enter');
+        await successMessage(page, 'Pushed 1 MorningReport job to queue reports.');
+        assert.equal(await queueSize('reports'), queued + 1);
+        const job = await schedulerFwp.fetch('reports');
+        assert.equal(job && job.jobtype, 'MorningReport');
+        assert.deepEqual(job.args, ['daily', 3]);
+        assert.equal(job.priority, 7);
+        await schedulerFwp.ack(job.jid);
+        await page.waitForFunction(() => !document.activeElement.disabled);
+        assert.equal(await button.evaluate((el) => el === document.activeElement), true, 'focus stays on the button');
+        await close();
+    }));
+
+    test('last run updates live after DEBUG CLOCK', check(async () => {
+        const before = await entryOf('CleanupJob');
+        const { page, close } = await open(cronUrl('/cron'));
+        await page.evaluate(() => {
+            window.fabrikTestMarker = 'no reload';
+        });
+        const first = row(page, 'CleanupJob');
+        await first.locator(`td.next-run[data-time="${before.next_run}"]`).waitFor();
+        const due = Date.parse(before.next_run);
+        const now = Date.parse((await schedulerJson('/api/info')).now);
+        await schedulerFwp.ok(`DEBUG CLOCK ${((due - now) / 1000 + 1).toFixed(3)}`);
+
+        const lastRun = first.locator(`td.last-run[data-time="${before.next_run}"]`);
+        await lastRun.waitFor({ timeout: LIVE_TIMEOUT_MS });
+        assert.match(await lastRun.locator('time').textContent(), /^(just now|\d+(\.\d)? s ago)$/);
+        assert.match(await lastRun.textContent(), /04:15:00 UTC/);
+        const nextRun = new Date(due + DAY_MS).toISOString().replace(/\.000Z$/, 'Z');
+        await first.locator(`td.next-run[data-time="${nextRun}"]`).waitFor();
+        assert.match(await first.locator('td.next-run time').textContent(), /^in (23 h 59 min|1 d)/);
+        assert.equal(await page.evaluate(() => window.fabrikTestMarker), 'no reload');
+        await screenshot(page, 'cron-after-run');
         await close();
     }));
 });
