@@ -283,7 +283,9 @@ int throttle_expire(struct throttle_set *set, double now,
         }
         t->timed_out += n;
         total += n;
-        if ((n > 0 || window_blocked_since(t, now) == 0) && freed)
+        /* A rate window that has room again also lets fetchers in. */
+        bool window_open = t->rate_limit && window_blocked_since(t, now) == 0;
+        if ((n > 0 || window_open) && freed)
             freed(ctx, t->queue);
     }
     return total;

@@ -67,7 +67,7 @@ void throttle_take(struct throttle *t, int64_t job_id, const char *jid, const ch
 bool throttle_release(struct throttle_set *set, const char *queue, int64_t job_id);
 
 /* Frees every slot held longer than its throttle's timeout and calls freed(ctx, queue) once
- * per queue that got a slot back. Returns the number freed. */
+ * per queue that got a slot back or whose rate window has room. Returns the number freed. */
 int throttle_expire(struct throttle_set *set, double now,
                     void (*freed)(void *ctx, const char *queue), void *ctx);
 
