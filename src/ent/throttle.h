@@ -3,6 +3,8 @@
  * (rate_limit per rate_period). A slot is taken when FETCH hands out a job and freed when the
  * job leaves the working state, or at the latest `timeout` seconds after it was taken.
  * In memory only: after a restart the slots are rebuilt from the reservations in storage.
+ * NOTE: the rate window is not rebuilt: it starts empty after a restart, and keeps the starts
+ * of fetches that a failed commit rolled back.
  * Pure code: the caller passes `now` and decides what to wake. */
 #ifndef FABRIK_THROTTLE_H
 #define FABRIK_THROTTLE_H

@@ -929,8 +929,12 @@ static void log_startup(struct server *s) {
 }
 
 static int server_start(struct server *s, char *err, size_t errlen) {
-    /* An invalid [statsd] table stops the start before storage opens. */
+    /* An invalid [statsd], [throttles] or [[cron]] table stops the start before storage
+     * opens, so a typo never migrates or locks a database. */
     if (statsd_setup(&s->statsd, s->cfg.document, err, errlen) != 0)
+        return -1;
+    struct engine check = {.cfg = &s->cfg};
+    if (engine_check_config(&check, s->cfg.document, err, errlen) != 0)
         return -1;
     if (store_open(&s->store, s->cfg.data_dir, s->cfg.durability, err, errlen) != 0)
         return -1;
