@@ -4,26 +4,37 @@
 #               run each fuzz target briefly (clang, build-fuzz/)
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
-APT_PACKAGES := build-essential cmake pkg-config clang libevent-dev libsqlite3-dev \
-                libjansson-dev libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev \
-                chromium tzdata
+# What building and running the server needs; tzdata gives cron its time zones.
+BUILD_PACKAGES := build-essential cmake pkg-config libevent-dev libsqlite3-dev libjansson-dev \
+                  libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev tzdata
+# What only the tests need: clang for the fuzz targets, Chromium for the web UI tests.
+TEST_PACKAGES := clang chromium
 JOBS ?= 2
 # Seconds each fuzz target runs in test-fuzz.
 FUZZ_SECONDS ?= 10
 
-.PHONY: all deps build build-asan run test test-release test-asan test-fuzz node-deps fuzz clean
+.PHONY: all deps test-deps build build-asan run test test-release test-asan test-fuzz node-deps \
+        fuzz clean
 
 all: build
 
-# Installs only what is missing, so a prepared machine needs no root and no network.
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing, so a prepared machine needs no root
+# and no network.
+define install_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(BUILD_PACKAGES))
+
+test-deps: deps
+	$(call install_missing,$(TEST_PACKAGES))
 	@# Node and npm run the client tests. A machine may already have them from another source
 	@# (which conflicts with Debian's npm package), so Debian's are installed only when missing.
 	@if ! command -v npm >/dev/null 2>&1; then \
@@ -43,7 +54,7 @@ run: build
 	mkdir -p data
 	./build/fabrik -b 127.0.0.1:7419 -d ./data
 
-node-deps: deps
+node-deps: test-deps
 	cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
 	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
 
@@ -56,13 +67,13 @@ test-asan: build-asan node-deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE slow
 
-fuzz: deps
+fuzz: test-deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABRIK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
 
 # Builds only the fuzz targets (the rest of build-fuzz is not needed to run them) and runs each
 # for FUZZ_SECONDS over its seed corpus.
-test-fuzz: deps
+test-fuzz: test-deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABRIK_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
 	  -DFABRIK_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
