@@ -290,7 +290,9 @@ int store_open(struct store **out, const char *dir, enum durability durability, 
     char why[512];
     if (exec(s, pragmas, why, sizeof why) != 0 ||
         exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;", why, sizeof why) != 0) {
-        snprintf(err, errlen, "cannot configure %s: %s", path, why);
+        bool locked = sqlite3_errcode(s->db) == SQLITE_BUSY || strstr(why, "locked");
+        snprintf(err, errlen, "cannot configure %s: %s%s", path, why,
+                 locked ? "; another fabrik is probably using this data directory" : "");
         goto fail;
     }
     if (migrate(s, path, err, errlen) != 0)
