@@ -39,6 +39,10 @@
 /* ---- state of the running case (each case runs in its own child process) ---- */
 
 static const char *server_binary;
+
+const char *th_server_binary(void) {
+    return server_binary;
+}
 static const char *external_addr;
 static char suite_dir[PATH_MAX / 2];
 static char case_dir[PATH_MAX];

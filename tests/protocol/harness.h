@@ -73,6 +73,9 @@ struct th_server {
     struct th_server_opts opts;
 };
 
+/* The server binary under test (from --server or FABRIK_BIN). */
+const char *th_server_binary(void);
+
 /* Starts a server (opts may be NULL) and waits until its port accepts connections. In external
  * mode it FLUSHes the running server instead, and skips the case when opts requests anything
  * that needs a private server. Fails the case when the server does not come up. */

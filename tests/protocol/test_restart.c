@@ -2,7 +2,17 @@
  * survive a clean stop (SIGTERM) and a crash (SIGKILL). */
 #include "harness.h"
 
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Leaves one job in each state: queued (default and the paused queue "held"), scheduled,
  * retry, dead and two working, and counts 3 processed and 2 failures. */
@@ -191,6 +201,67 @@ static void sigterm_during_blocked_fetch_exits_cleanly(void) {
     TH_FETCH_JID(p, "kept", "job-kept-0001");
 }
 
+/* A second server on a data directory in use must not start: SQLite's exclusive lock stops it
+ * with a message that names the likely cause. */
+static void second_server_on_same_data_dir_refused(void) {
+    th_require_private_server();
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    TH_PUSH(p, "job-lock-0001", NULL);
+
+    char *log_path = th_fmt("%s/second.log", th_case_dir());
+    char *config_dir = th_fmt("%s/second-config", th_case_dir());
+    if (mkdir(config_dir, 0700) != 0)
+        th_fail("cannot create %s: %s", config_dir, strerror(errno));
+    /* Its own free port, so only the data directory is shared. */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (probe < 0 || bind(probe, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockname(probe, (struct sockaddr *)&addr, &len) != 0)
+        th_fail("cannot find a free port: %s", strerror(errno));
+    close(probe);
+    char *binding = th_fmt("127.0.0.1:%d", ntohs(addr.sin_port));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        th_fail("fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(th_server_binary(), th_server_binary(), "-b", binding, "-w", "127.0.0.1:0",
+              "-d", srv->data_dir, "-c", config_dir, "-e", "development", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    double deadline = th_now() + 10;
+    pid_t done = 0;
+    while ((done = waitpid(pid, &status, WNOHANG)) == 0 && th_now() < deadline)
+        th_sleep_ms(20);
+    if (done == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        th_fail("a second server on the same data directory kept running");
+    }
+    TH_CHECK(WIFEXITED(status));
+    TH_CHECK(WEXITSTATUS(status) != 0);
+    char log[4096] = "";
+    FILE *f = fopen(log_path, "r");
+    if (f) {
+        size_t n = fread(log, 1, sizeof log - 1, f);
+        log[n] = '\0';
+        fclose(f);
+    }
+    TH_CHECK(strstr(log, "another fabrik is probably using this data directory") != NULL);
+
+    /* The first server still owns its data and works. */
+    TH_EQ_INT(TH_QUEUE_SIZE(p, "default"), 1);
+}
+
 int main(int argc, char **argv) {
     static const struct th_case cases[] = {
         TH_CASE(state_survives_sigterm_restart),
@@ -200,6 +271,7 @@ int main(int argc, char **argv) {
         TH_CASE(expired_reservation_after_restart_goes_to_retry),
         TH_CASE(restored_reservation_can_be_acked_after_crash),
         TH_CASE(sigterm_during_blocked_fetch_exits_cleanly),
+        TH_CASE(second_server_on_same_data_dir_refused),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
