@@ -138,6 +138,41 @@ static int prepare_queue(json_t *job, char *err, size_t errlen) {
     return check_queue(queue, err, errlen);
 }
 
+/* Reads the expiry of an expiring job: custom.expires_at (RFC 3339) wins over
+ * custom.expires_in (seconds from now, above 0). *out is 0 when the job never expires. */
+static int prepare_expiry(const json_t *job, double now, double *out, char *err,
+                          size_t errlen) {
+    *out = 0;
+    const json_t *custom = json_object_get(job, "custom");
+    const json_t *at = json_object_get(custom, "expires_at");
+    const json_t *in = json_object_get(custom, "expires_in");
+    if (at && !json_is_null(at)) {
+        char why[128];
+        if (!json_is_string(at)) {
+            snprintf(err, errlen,
+                     "invalid custom.expires_at: it must be an RFC 3339 time string such as "
+                     "\"2030-01-01T10:00:00Z\"");
+            return -1;
+        }
+        if (time_parse_rfc3339(json_string_value(at), out, why, sizeof why) != 0) {
+            snprintf(err, errlen, "invalid custom.expires_at \"%.64s\": %s",
+                     json_string_value(at), why);
+            return -1;
+        }
+        return 0;
+    }
+    if (in && !json_is_null(in)) {
+        if (!json_is_number(in) || !(json_number_value(in) > 0)) {
+            snprintf(err, errlen,
+                     "invalid custom.expires_in: it must be a number of seconds above 0%s",
+                     json_is_string(in) ? ", not a string" : "");
+            return -1;
+        }
+        *out = now + json_number_value(in);
+    }
+    return 0;
+}
+
 static int prepare_priority(json_t *job) {
     json_t *v = json_object_get(job, "priority");
     if (!json_is_integer(v))
@@ -158,8 +193,9 @@ int job_prepare(json_t *job, double now, struct job_info *info, char *err, size_
     if (check_field_types(job, err, errlen) != 0 || check_required(job, err, errlen) != 0)
         return -1;
 
-    double at;
-    if (prepare_at(job, now, &at, err, errlen) != 0 || prepare_queue(job, err, errlen) != 0)
+    double at, expires_at;
+    if (prepare_at(job, now, &at, err, errlen) != 0 || prepare_queue(job, err, errlen) != 0 ||
+        prepare_expiry(job, now, &expires_at, err, errlen) != 0)
         return -1;
 
     if (!json_is_integer(json_object_get(job, "retry")))
@@ -178,6 +214,7 @@ int job_prepare(json_t *job, double now, struct job_info *info, char *err, size_
     info->queue = get_string(job, "queue");
     info->priority = prepare_priority(job);
     info->at = at;
+    info->expires_at = expires_at;
     return 0;
 }
 

@@ -34,11 +34,14 @@ struct job_info {
     const char *queue;
     int priority;
     double at;   /* due time when scheduled, 0 when it runs now */
+    double expires_at;   /* from custom.expires_at or custom.expires_in; 0 = never */
 };
 
 /* Validates a pushed job object and normalises it in place: queue defaults to "default",
  * retry to 25, empty "at" is removed, created_at is set when missing, enqueued_at is set to now
- * (or removed for a scheduled job), priority is clamped to 1..9. Messages for the checks that
+ * (or removed for a scheduled job), priority is clamped to 1..9, and custom.expires_at or
+ * custom.expires_in (seconds from now; expires_at wins) sets info->expires_at. Messages for
+ * the checks that
  * Faktory has are Faktory's own text, because clients and PUSHB results show them.
  * Returns 0 with info filled, or -1 with the reply text (without "-ERR ") in err. */
 int job_prepare(json_t *job, double now, struct job_info *info, char *err, size_t errlen);

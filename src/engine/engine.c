@@ -155,6 +155,11 @@ static int reload(struct engine *e) {
         (e->throttles.by_queue && store_scan(e->store, JOB_WORKING, rebuild_slot, e) != 0) ||
         restore_cron(e) != 0)
         return -1;
+    double expiry = 0;
+    int rc = store_earliest_expiry(e->store, &expiry);
+    if (rc < 0)
+        return -1;
+    e->next_expiry = rc > 0 ? expiry : 0;
     e->next_deadline = 0;
     e->deadline_changed = true;
     return 0;
@@ -363,6 +368,7 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         .enqueued_at = info.at > 0 ? 0 : now,
         .payload = payload,
         .jobtype = (char *)json_string_value(json_object_get(job, "jobtype")),
+        .expires_at = info.expires_at,
     };
     int rc = store_insert_job(e->store, &row);
     free(payload);
@@ -372,6 +378,11 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         return -1;
     }
     e->set_size[row.state]++;
+    if (info.expires_at > 0) {
+        note_deadline(e, info.expires_at);
+        if (e->next_expiry == 0 || info.expires_at < e->next_expiry)
+            e->next_expiry = info.expires_at;
+    }
     jobstats_pushed(&e->jobstats, row.jobtype, info.queue);
     if (e->on_pushed)
         e->on_pushed(e->observer_ctx, row.jobtype, info.queue);
@@ -386,9 +397,15 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
     return 0;
 }
 
+static int remove_expired(struct engine *e, double now);
+
 int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char *wid,
                  struct store_job *out) {
     double now = engine_now(e);
+    /* The timer removes expired jobs at their expiry; if one is due and the timer has not run
+     * yet, remove it now so queue sizes stay exact (FETCH never hands one out either way). */
+    if (e->next_expiry > 0 && e->next_expiry <= now && remove_expired(e, now) < 0)
+        return -1;
     for (int i = 0; i < nqueues; i++) {
         struct queue *q = queue_find(e, queues[i]);
         if (!q || q->paused || q->size <= 0)
@@ -517,6 +534,43 @@ static int enqueue_due(struct engine *e, int64_t id, double now) {
     return rc;
 }
 
+/* Removes queued, scheduled and retry jobs whose expiry passed (working jobs run on, and dead
+ * jobs stay for inspection). Returns how many were removed, or -1. */
+static int remove_expired(struct engine *e, double now) {
+    int64_t ids[TICK_BATCH];
+    int n = store_expired_ids(e->store, now, ids, TICK_BATCH);
+    for (int i = 0; i < n; i++) {
+        struct store_job job = {0};
+        int rc = store_get_job(e->store, ids[i], &job);
+        if (rc > 0) {
+            rc = store_delete_job(e->store, job.id);
+            if (rc == 0) {
+                e->set_size[job.state]--;
+                if (job.state == JOB_QUEUED) {
+                    struct queue *q = queue_find(e, job.queue);
+                    if (q)
+                        q->size--;
+                }
+                e->tasks.jobs_expired++;
+                log_info("job_expired", "jid=%s queue=%s state=%s", job.jid, job.queue,
+                         job.state == JOB_QUEUED ? "queued"
+                         : job.state == JOB_SCHEDULED ? "scheduled" : "retry");
+            }
+        }
+        store_job_clear(&job);
+        if (rc < 0)
+            return -1;
+    }
+    if (n < TICK_BATCH) {
+        double at = 0;
+        int rc = store_earliest_expiry(e->store, &at);
+        if (rc < 0)
+            return -1;
+        e->next_expiry = rc > 0 ? at : 0;
+    }
+    return n;
+}
+
 /* Moves due jobs of one set; returns how many moved or -1. */
 static int tick_set(struct engine *e, enum job_state state, double now) {
     int64_t ids[TICK_BATCH];
@@ -577,6 +631,8 @@ static int compute_deadline(struct engine *e) {
         if (rc > 0 && (e->next_deadline == 0 || at < e->next_deadline))
             e->next_deadline = at;
     }
+    if (e->next_expiry > 0 && (e->next_deadline == 0 || e->next_expiry < e->next_deadline))
+        e->next_deadline = e->next_expiry;
     double slots = throttle_next_deadline(&e->throttles, engine_now(e));
     if (slots > 0 && (e->next_deadline == 0 || slots < e->next_deadline))
         e->next_deadline = slots;
@@ -603,7 +659,8 @@ int engine_tick(struct engine *e, double now) {
     int retries = sched < 0 ? -1 : tick_set(e, JOB_RETRY, now);
     double t2 = time_mono();
     int expired = retries < 0 ? -1 : tick_reservations(e, now);
-    if (sched < 0 || retries < 0 || expired < 0 || tick_dead(e, now) != 0)
+    int removed = expired < 0 ? -1 : remove_expired(e, now);
+    if (sched < 0 || retries < 0 || expired < 0 || removed < 0 || tick_dead(e, now) != 0)
         return -1;
     if (tick_cron(e, now) != 0)
         return -1;
@@ -618,7 +675,8 @@ int engine_tick(struct engine *e, double now) {
     if (compute_deadline(e) != 0)
         return -1;
     /* A full batch means more is due now: come back at once. */
-    if (sched == TICK_BATCH || retries == TICK_BATCH || expired == TICK_BATCH)
+    if (sched == TICK_BATCH || retries == TICK_BATCH || expired == TICK_BATCH ||
+        removed == TICK_BATCH)
         e->next_deadline = now;
     return 0;
 }
@@ -780,6 +838,7 @@ int engine_flush(struct engine *e) {
         return -1;
     clear_registry(e);
     throttle_clear(&e->throttles);
+    e->next_expiry = 0;
     memset(e->set_size, 0, sizeof e->set_size);
     e->processed = e->failures = 0;
     e->tx_processed = e->tx_failures = 0;

@@ -25,6 +25,7 @@ struct queue;
 /* Counters of the periodic work, shown in INFO's "tasks". */
 struct engine_tasks {
     int64_t scheduled_enqueued, retries_enqueued, dead_removed, reservations_expired;
+    int64_t jobs_expired;        /* jobs removed because their custom.expires_at passed */
     int64_t cycles;
     double scheduled_wall, retries_wall, dead_wall;
 };
@@ -39,6 +40,7 @@ struct engine {
     struct engine_tasks tasks;
     double clock_offset;         /* seconds added to the wall clock (DEBUG CLOCK) */
     double next_deadline;        /* earliest scheduled, retry or reservation time, 0 = none */
+    double next_expiry;          /* earliest expires_at of a waiting job, 0 = none */
     bool deadline_changed;       /* next_deadline moved earlier since the timer was armed */
     double last_dead_trim;
     uint64_t random_state;
@@ -93,7 +95,8 @@ int engine_ack(struct engine *e, const char *jid);
 int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report);
 
 /* Runs everything due at now: scheduled and retry jobs into their queues, expired
- * reservations as failures, dead-set trimming. Recomputes next_deadline. Returns 0 or -1. */
+ * reservations as failures, removal of expired jobs, dead-set trimming, cron, throttle slot
+ * timeouts. Recomputes next_deadline. Returns 0 or -1. */
 int engine_tick(struct engine *e, double now);
 
 /* Applies a MUTATE request. Returns 0 or -1. */

@@ -5,6 +5,7 @@
  *      each time a job enters its queue, so a retried or scheduled job joins at the back.
  *   2  cron_runs: the scheduled time of each cron entry's last run, keyed by the entry's hash.
  *   3  jobs.jobtype, copied from the payload at push, so metrics and filters need no JSON.
+ *   4  jobs.expires_at (0 = never) and an index of the jobs that can still expire.
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -52,11 +53,15 @@ static const char *const migrations[] = {
     /* 2 -> 3 */
     ("ALTER TABLE jobs ADD COLUMN jobtype TEXT NOT NULL DEFAULT '';"
      "UPDATE jobs SET jobtype = coalesce(json_extract(payload, '$.jobtype'), '');"),
+    /* 3 -> 4 */
+    ("ALTER TABLE jobs ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;"
+     "CREATE INDEX jobs_expiring ON jobs(expires_at)"
+     " WHERE expires_at > 0 AND state IN (0, 1, 2);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define JOB_COLUMNS "id, jid, queue, state, priority, reserve_for, at, enqueued_at, " \
-                    "reserved_at, wid, payload, jobtype"
+                    "reserved_at, wid, payload, jobtype, expires_at"
 
 /* Every statement, prepared once at open. The per-state queries take the state as a
  * literal so SQLite can use the matching partial index. */
@@ -69,7 +74,7 @@ enum stmt_id {
     ST_QUEUE_HEAD, ST_CLEAR_QUEUE, ST_PUT_QUEUE, ST_DELETE_QUEUE, ST_LOAD_QUEUES,
     ST_COUNT_QUEUED, ST_COUNT_STATES, ST_ADD_COUNTER, ST_ADD_DAILY, ST_LOAD_COUNTERS,
     ST_TRIM_DEAD_AGE, ST_TRIM_DEAD_COUNT, ST_COUNT_DEAD, ST_MAX_SEQ,
-    ST_CRON_GET, ST_CRON_PUT,
+    ST_CRON_GET, ST_CRON_PUT, ST_EXPIRED_IDS, ST_EARLIEST_EXPIRY,
     ST_COUNT
 };
 
@@ -84,9 +89,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO jobs (jid, queue, state, priority, reserve_for, at, enqueued_at,"
-                  " payload, seq, jobtype) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                  " payload, seq, jobtype, expires_at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [ST_TAKE] = "UPDATE jobs SET state = 3, at = ?2 + reserve_for, reserved_at = ?2, wid = ?3"
                 " WHERE id = (SELECT id FROM jobs WHERE state = 0 AND queue = ?1"
+                " AND (expires_at = 0 OR expires_at > ?2)"
                 " ORDER BY priority DESC, seq LIMIT 1) RETURNING " JOB_COLUMNS,
     [ST_FIND_WORKING] = "SELECT " JOB_COLUMNS " FROM jobs WHERE state = 3 AND jid = ?1"
                         " ORDER BY reserved_at DESC, id DESC LIMIT 1",
@@ -118,6 +125,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " ORDER BY at, id LIMIT ?1)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM jobs WHERE state = 4",
     [ST_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM jobs",
+    [ST_EXPIRED_IDS] = "SELECT id FROM jobs WHERE expires_at > 0 AND state IN (0, 1, 2)"
+                       " AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+    [ST_EARLIEST_EXPIRY] = "SELECT min(expires_at) FROM jobs"
+                           " WHERE expires_at > 0 AND state IN (0, 1, 2)",
     [ST_CRON_GET] = "SELECT last_run FROM cron_runs WHERE key = ?1",
     [ST_CRON_PUT] = "INSERT INTO cron_runs (key, last_run) VALUES (?1, ?2)"
                     " ON CONFLICT (key) DO UPDATE SET last_run = excluded.last_run",
@@ -191,6 +202,7 @@ static void read_job(sqlite3_stmt *st, struct store_job *out) {
     out->wid = column_strdup(st, 9);
     out->payload = column_strdup(st, 10);
     out->jobtype = column_strdup(st, 11);
+    out->expires_at = sqlite3_column_double(st, 12);
 }
 
 static int exec(struct store *s, const char *sql, char *err, size_t errlen) {
@@ -385,6 +397,7 @@ int store_insert_job(struct store *s, struct store_job *job) {
     sqlite3_bind_text(st, 8, job->payload, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, job->state == JOB_QUEUED ? ++s->last_seq : 0);
     sqlite3_bind_text(st, 10, job->jobtype ? job->jobtype : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 11, job->expires_at);
     if (run(s, st, "insert job") != 0)
         return -1;
     job->id = sqlite3_last_insert_rowid(s->db);
@@ -502,6 +515,7 @@ int store_scan(struct store *s, enum job_state state,
             .wid = (char *)sqlite3_column_text(st, 9),
             .payload = (char *)sqlite3_column_text(st, 10),
             .jobtype = (char *)sqlite3_column_text(st, 11),
+            .expires_at = sqlite3_column_double(st, 12),
         };
         if (fn(ctx, &row) != 0)
             break;
@@ -718,6 +732,7 @@ int store_list(struct store *s, const struct store_query *q,
             .wid = (char *)sqlite3_column_text(st, 9),
             .payload = (char *)sqlite3_column_text(st, 10),
             .jobtype = (char *)sqlite3_column_text(st, 11),
+            .expires_at = sqlite3_column_double(st, 12),
         };
         if (fn(ctx, &row) != 0)
             break;
@@ -797,4 +812,29 @@ int store_cron_set_run(struct store *s, const char *key, double last_run) {
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 2, last_run);
     return run(s, st, "save cron run");
+}
+
+int store_expired_ids(struct store *s, double until, int64_t *ids, int max) {
+    sqlite3_stmt *st = stmt(s, ST_EXPIRED_IDS);
+    sqlite3_bind_double(st, 1, until);
+    sqlite3_bind_int(st, 2, max);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+        ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fail(s, "find expired jobs");
+    return n;
+}
+
+int store_earliest_expiry(struct store *s, double *at) {
+    sqlite3_stmt *st = stmt(s, ST_EARLIEST_EXPIRY);
+    int rc = sqlite3_step(st);
+    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found)
+        *at = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "find earliest expiry");
+    return found;
 }

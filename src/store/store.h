@@ -27,6 +27,7 @@ struct store_job {
     char *wid;            /* worker holding the reservation, NULL otherwise */
     char *payload;        /* job JSON */
     char *jobtype;        /* the payload's jobtype, copied into a column */
+    double expires_at;    /* when the job expires unless it runs first; 0 = never */
 };
 
 void store_job_clear(struct store_job *job);
@@ -49,7 +50,7 @@ const char *store_error(const struct store *s);
 
 /* Inserts job (id is ignored) and sets job->id. Returns 0 or -1. */
 int store_insert_job(struct store *s, struct store_job *job);
-/* Reserves the next job of queue (highest priority, then oldest) for wid until
+/* Reserves the next unexpired job of queue (highest priority, then oldest) for wid until
  * now + reserve_for. Returns 1 with out filled, 0 when the queue is empty, -1 on error. */
 int store_take_next(struct store *s, const char *queue, double now, const char *wid,
                     struct store_job *out);
@@ -117,6 +118,12 @@ int store_distinct(struct store *s, enum job_state state, const char *field,
 int store_history(struct store *s, const char *since,
                   void (*fn)(void *ctx, const char *day, int64_t processed, int64_t failures),
                   void *ctx);
+
+/* Collects up to max ids of queued, scheduled or retry jobs that expired by `until`,
+ * earliest first. Returns the count, or -1. */
+int store_expired_ids(struct store *s, double until, int64_t *ids, int max);
+/* The earliest expiry of a queued, scheduled or retry job. Returns 1, 0 when none, -1. */
+int store_earliest_expiry(struct store *s, double *at);
 
 /* The scheduled time of a cron entry's last run. Returns 1 with *last_run set, 0 when the
  * entry never ran, -1 on error. */

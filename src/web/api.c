@@ -802,6 +802,9 @@ void api_metrics(struct web_request *r) {
     metric_header(&out, "fabrik_jobs_failed_total", "counter",
                   "Jobs FAILed, including expired reservations.");
     buf_printf(&out, "fabrik_jobs_failed_total %lld\n", (long long)e->failures);
+    metric_header(&out, "fabrik_jobs_expired_total", "counter",
+                  "Jobs removed unrun because their custom.expires_at passed, since start.");
+    buf_printf(&out, "fabrik_jobs_expired_total %lld\n", (long long)e->tasks.jobs_expired);
 
     static const char *const help[] = {"Jobs waiting in the queue.",
                                        "Age in seconds of the job FETCH would take next.",
