@@ -159,6 +159,9 @@ static int prepare_expiry(const json_t *job, double now, double *out, char *err,
                      json_string_value(at), why);
             return -1;
         }
+        /* 0 means "never expires" in storage; a time at or before 1970 is long past anyway. */
+        if (*out <= 0)
+            *out = 1;
         return 0;
     }
     if (in && !json_is_null(in)) {

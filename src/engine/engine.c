@@ -332,6 +332,16 @@ static void note_deadline(struct engine *e, double at) {
     }
 }
 
+/* Arms the expiry timer for a job with an expiry that enters a queue, the scheduled set or
+ * the retry set. */
+static void note_expiry(struct engine *e, double expires_at) {
+    if (expires_at <= 0)
+        return;
+    note_deadline(e, expires_at);
+    if (e->next_expiry == 0 || expires_at < e->next_expiry)
+        e->next_expiry = expires_at;
+}
+
 static void count_move(struct engine *e, enum job_state from, enum job_state to) {
     e->set_size[from]--;
     e->set_size[to]++;
@@ -378,11 +388,7 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         return -1;
     }
     e->set_size[row.state]++;
-    if (info.expires_at > 0) {
-        note_deadline(e, info.expires_at);
-        if (e->next_expiry == 0 || info.expires_at < e->next_expiry)
-            e->next_expiry = info.expires_at;
-    }
+    note_expiry(e, info.expires_at);
     jobstats_pushed(&e->jobstats, row.jobtype, info.queue);
     if (e->on_pushed)
         e->on_pushed(e->observer_ctx, row.jobtype, info.queue);
@@ -399,6 +405,24 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
 
 static int remove_expired(struct engine *e, double now);
 
+/* Called when the store has no job for a queue whose size says it has some: the rest are
+ * expired jobs the timer has not removed yet. Removes every expired job, then sets the size
+ * from the store. Returns the new size, or -1. */
+static int64_t resync_queue(struct engine *e, struct queue *q, double now) {
+    int removed;
+    do {
+        removed = remove_expired(e, now);
+    } while (removed == TICK_BATCH);
+    if (removed < 0)
+        return -1;
+    struct store_query query = {.state = JOB_QUEUED, .queue = q->name};
+    int64_t count = 0;
+    if (store_count(e->store, &query, &count) != 0)
+        return -1;
+    q->size = count;
+    return count;
+}
+
 int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char *wid,
                  struct store_job *out) {
     double now = engine_now(e);
@@ -414,12 +438,12 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
         if (t && !throttle_available(t, wid, now))
             continue;
         int rc = store_take_next(e->store, q->name, now, wid, out);
+        if (rc == 0 && (rc = resync_queue(e, q, now)) > 0)
+            rc = store_take_next(e->store, q->name, now, wid, out);
         if (rc < 0)
             return -1;
-        if (rc == 0) {
-            q->size = 0;   /* the mirror was off; the store is the truth */
+        if (rc == 0)
             continue;
-        }
         q->size--;
         count_move(e, JOB_QUEUED, JOB_WORKING);
         note_deadline(e, out->at);
@@ -489,8 +513,10 @@ static int fail_job(struct engine *e, struct store_job *job,
                             job->enqueued_at, payload);
         free(payload);
         count_move(e, JOB_WORKING, to);
-        if (to == JOB_RETRY)
+        if (to == JOB_RETRY) {
             note_deadline(e, next_at);
+            note_expiry(e, job->expires_at);
+        }
         log_debug("job_failed", "jid=%s queue=%s errtype=\"%s\" next=%s", job->jid, job->queue,
                   report->errtype, to == JOB_RETRY ? "retry" : "dead");
     }
@@ -526,6 +552,7 @@ static int enqueue_due(struct engine *e, int64_t id, double now) {
     rc = store_move_job(e->store, id, JOB_QUEUED, 0, now, payload);
     if (rc == 0) {
         count_move(e, job.state, JOB_QUEUED);
+        note_expiry(e, job.expires_at);
         rc = note_enqueued(e, job.queue);
     }
     free(payload);
