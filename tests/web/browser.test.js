@@ -750,6 +750,11 @@ describe('keyboard and proxy', () => {
         await page.locator('.tabs a', { hasText: 'Queues' }).click();
         await page.waitForURL(/\/fabrik\/queues$/);
         await page.locator('main h1', { hasText: 'Queues' }).waitFor();
+        // The heading shows before the page's first API call returns, so wait for the call.
+        const deadline = Date.now() + 5000;
+        while (!requests.includes('/fabrik/api/queues') && Date.now() < deadline) {
+            await page.waitForTimeout(50);
+        }
         const outside = requests.filter((p) => !p.startsWith('/fabrik/'));
         assert.deepEqual(outside, [], 'every request stays under the prefix');
         assert.ok(requests.includes('/fabrik/api/queues'), 'API calls use the prefix');
