@@ -205,6 +205,26 @@ static void read_job(sqlite3_stmt *st, struct store_job *out) {
     out->expires_at = sqlite3_column_double(st, 12);
 }
 
+/* Reads the JOB_COLUMNS of the current row without copying: the strings are valid only until
+ * the statement steps again or is reset. */
+static struct store_job borrow_job(sqlite3_stmt *st) {
+    return (struct store_job){
+        .id = sqlite3_column_int64(st, 0),
+        .jid = (char *)sqlite3_column_text(st, 1),
+        .queue = (char *)sqlite3_column_text(st, 2),
+        .state = (enum job_state)sqlite3_column_int(st, 3),
+        .priority = sqlite3_column_int(st, 4),
+        .reserve_for = sqlite3_column_int(st, 5),
+        .at = sqlite3_column_double(st, 6),
+        .enqueued_at = sqlite3_column_double(st, 7),
+        .reserved_at = sqlite3_column_double(st, 8),
+        .wid = (char *)sqlite3_column_text(st, 9),
+        .payload = (char *)sqlite3_column_text(st, 10),
+        .jobtype = (char *)sqlite3_column_text(st, 11),
+        .expires_at = sqlite3_column_double(st, 12),
+    };
+}
+
 static int exec(struct store *s, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -502,21 +522,7 @@ int store_scan(struct store *s, enum job_state state,
     sqlite3_stmt *st = stmt(s, state_stmt(ST_SCAN_1, state));
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_job row = {
-            .id = sqlite3_column_int64(st, 0),
-            .jid = (char *)sqlite3_column_text(st, 1),
-            .queue = (char *)sqlite3_column_text(st, 2),
-            .state = (enum job_state)sqlite3_column_int(st, 3),
-            .priority = sqlite3_column_int(st, 4),
-            .reserve_for = sqlite3_column_int(st, 5),
-            .at = sqlite3_column_double(st, 6),
-            .enqueued_at = sqlite3_column_double(st, 7),
-            .reserved_at = sqlite3_column_double(st, 8),
-            .wid = (char *)sqlite3_column_text(st, 9),
-            .payload = (char *)sqlite3_column_text(st, 10),
-            .jobtype = (char *)sqlite3_column_text(st, 11),
-            .expires_at = sqlite3_column_double(st, 12),
-        };
+        struct store_job row = borrow_job(st);
         if (fn(ctx, &row) != 0)
             break;
     }
@@ -719,21 +725,7 @@ int store_list(struct store *s, const struct store_query *q,
     sqlite3_bind_int64(st, 6, q->offset);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_job row = {
-            .id = sqlite3_column_int64(st, 0),
-            .jid = (char *)sqlite3_column_text(st, 1),
-            .queue = (char *)sqlite3_column_text(st, 2),
-            .state = (enum job_state)sqlite3_column_int(st, 3),
-            .priority = sqlite3_column_int(st, 4),
-            .reserve_for = sqlite3_column_int(st, 5),
-            .at = sqlite3_column_double(st, 6),
-            .enqueued_at = sqlite3_column_double(st, 7),
-            .reserved_at = sqlite3_column_double(st, 8),
-            .wid = (char *)sqlite3_column_text(st, 9),
-            .payload = (char *)sqlite3_column_text(st, 10),
-            .jobtype = (char *)sqlite3_column_text(st, 11),
-            .expires_at = sqlite3_column_double(st, 12),
-        };
+        struct store_job row = borrow_job(st);
         if (fn(ctx, &row) != 0)
             break;
     }
