@@ -50,7 +50,7 @@ static int check_field_types(const json_t *job, char *err, size_t errlen) {
     return 0;
 }
 
-static bool queue_name_valid(const char *name) {
+bool job_queue_name_valid(const char *name) {
     for (const char *p = name; *p; p++) {
         char c = *p;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -69,7 +69,7 @@ static int check_queue(const char *queue, char *err, size_t errlen) {
                  queue, JOB_MAX_QUEUE_BYTES, len);
         return -1;
     }
-    if (!queue_name_valid(queue)) {
+    if (!job_queue_name_valid(queue)) {
         snprintf(err, errlen,
                  "cannot get \"%s\" queue: queue names must match \\A[a-zA-Z0-9._-]+\\z", queue);
         return -1;

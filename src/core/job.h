@@ -46,6 +46,9 @@ struct job_info {
  * Returns 0 with info filled, or -1 with the reply text (without "-ERR ") in err. */
 int job_prepare(json_t *job, double now, struct job_info *info, char *err, size_t errlen);
 
+/* Whether name is a non-empty queue name of [a-zA-Z0-9._-] characters (length is not checked). */
+bool job_queue_name_valid(const char *name);
+
 /* Sets enqueued_at to now, as every move into a queue does. */
 void job_set_enqueued(json_t *job, double now);
 

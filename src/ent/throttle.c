@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/job.h"
 #include "util/buf.h"
 #include "util/timefmt.h"
 
@@ -71,18 +72,6 @@ static int read_seconds(const json_t *entry, const char *queue, const char *key,
     return 0;
 }
 
-static bool queue_name_valid(const char *name) {
-    if (!name[0] || strlen(name) > 128)
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int check_keys(const json_t *entry, const char *queue, char *err, size_t errlen) {
     static const char *const known[] = {"concurrency", "worker", "timeout", "rate_limit",
                                         "rate_period"};
@@ -106,7 +95,7 @@ static int check_keys(const json_t *entry, const char *queue, char *err, size_t 
 /* Builds one throttle from its TOML entry. Returns NULL with err set. */
 static struct throttle *parse_entry(const char *queue, const json_t *entry, char *err,
                                     size_t errlen) {
-    if (!queue_name_valid(queue)) {
+    if (strlen(queue) > JOB_MAX_QUEUE_BYTES || !job_queue_name_valid(queue)) {
         snprintf(err, errlen,
                  "[throttles] \"%.64s\": queue names must match [a-zA-Z0-9._-]+ and be at most "
                  "128 bytes",
