@@ -61,7 +61,7 @@ static void queue_drop(struct engine *e, struct queue *q) {
     free(q);
 }
 
-/* Registers a queue in memory and in the store the first time it holds a job. */
+/* Registers a queue in memory and in the store when its first job arrives. */
 static int queue_ensure(struct engine *e, const char *name, struct queue **out) {
     struct queue *q = queue_find(e, name);
     if (!q) {
@@ -101,7 +101,7 @@ static int rebuild_slot(void *ctx, const struct store_job *job) {
 }
 
 /* The latest scheduled time of entry at or before now, where `first` is due; several missed
- * runs collapse into this one. It looks back over a window that doubles until it holds a run,
+ * runs collapse into this one. It looks back over a window that doubles until it contains a run,
  * so a minutely entry after months of downtime costs a few calls, not one per missed run. */
 static double latest_due(const struct cron_entry *c, double first, double now) {
     for (double window = 60; ; window *= 2) {
@@ -290,7 +290,7 @@ int engine_reload_throttles(struct engine *e, const json_t *document, char *err,
     return 0;
 }
 
-/* Counts a finished job for /metrics and tells the observer (statsd), if any. */
+/* Counts a finished job for /metrics and calls the observer (statsd), if any. */
 static void notify_finished(struct engine *e, const struct store_job *job, bool success,
                             double now) {
     const char *type = job->jobtype ? job->jobtype : "";
@@ -405,7 +405,7 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
 
 static int remove_expired(struct engine *e, double now);
 
-/* Called when the store has no job for a queue whose size says it has some: the rest are
+/* Called when the store has no job for a queue whose size claims some: the rest are
  * expired jobs the timer has not removed yet. Removes every expired job, then sets the size
  * from the store. Returns the new size, or -1. */
 static int64_t resync_queue(struct engine *e, struct queue *q, double now) {

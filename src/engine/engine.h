@@ -77,8 +77,8 @@ int engine_commit(struct engine *e);
 void engine_abort(struct engine *e);
 
 /* Validates and stores a pushed job (takes no ownership of job, but normalises it in place).
- * Returns 0; 1 when the job is invalid (err holds the reply text without "-ERR "); -1 when
- * the store failed (err holds the reason). */
+ * Returns 0; 1 when the job is invalid (err contains the reply text without "-ERR "); -1 when
+ * the store failed (err contains the reason). */
 int engine_push(struct engine *e, json_t *job, char *err, size_t errlen);
 
 /* Reserves the next job from the first of queues that is registered, unpaused and not empty.
@@ -91,7 +91,7 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
 int engine_ack(struct engine *e, const char *jid);
 
 /* Records a failure of jid's latest reservation and moves it to retry, dead or nowhere.
- * Returns 0, 1 when jid holds no reservation, -1 on a store failure. */
+ * Returns 0, 1 when jid has no reservation, -1 on a store failure. */
 int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report);
 
 /* Runs everything due at now: scheduled and retry jobs into their queues, expired
@@ -109,7 +109,7 @@ int engine_remove_queues(struct engine *e, char *const *names, int n);
 /* Seconds since the next job of queue was enqueued; 0 for an empty or unknown queue. */
 int engine_queue_latency(struct engine *e, const char *name, double *seconds);
 
-/* What the web UI can do to one job. */
+/* An action of the web UI on one job. */
 enum engine_action {
     ENGINE_RETRY,    /* scheduled, retry or dead: into its queue now */
     ENGINE_DELETE,   /* any state but working: removed */
