@@ -108,6 +108,9 @@ static const struct option_row option_rows[] = {
     {"dead_max", 0, NULL, NULL, NULL, "fabrik", "dead_max", TYPE_LONG, FIELD(dead_max),
      "100000", 0, 100000000, true,
      "Maximum number of jobs kept in the dead set; the oldest are removed first"},
+    {"batch_ttl_days", 0, NULL, NULL, NULL, "fabrik", "batch_ttl_days", TYPE_LONG,
+     FIELD(batch_ttl_days), "7", 1, 3650, true,
+     "Days a finished batch and its status are kept"},
 };
 
 #define ROW_COUNT (sizeof option_rows / sizeof option_rows[0])

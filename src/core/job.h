@@ -17,6 +17,13 @@ enum job_state {
     JOB_DEAD = 4,
 };
 
+/* The extensions a job takes part in, stored with the job (jobs.ext) so that moving a plain
+ * job costs no lookup in their tables. */
+enum job_ext {
+    JOB_EXT_BATCH = 1,      /* a member of a batch: custom.bid */
+    JOB_EXT_CALLBACK = 2,   /* a batch's callback job */
+};
+
 #define JOB_DEFAULT_RETRY 25
 #define JOB_DEFAULT_PRIORITY 5
 #define JOB_DEFAULT_RESERVE 1800

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "ent/batch.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -306,6 +307,17 @@ static void release_slot(struct engine *e, const char *queue, int64_t job_id) {
         e->on_enqueue(e->ctx, queue);
 }
 
+/* Tells the extensions a job takes part in what happened to it, inside the transaction of the
+ * change itself, so a crash keeps both or neither. A plain job (ext 0) costs nothing here. */
+static int job_event(struct engine *e, const struct store_job *job, enum job_event ev,
+                     double now) {
+    if (job->ext == 0)
+        return 0;
+    if ((job->ext & (JOB_EXT_BATCH | JOB_EXT_CALLBACK)) && batch_job_event(e, job, ev, now) != 0)
+        return -1;
+    return 0;
+}
+
 int engine_commit(struct engine *e) {
     if (!store_in_tx(e->store))
         return 0;
@@ -359,10 +371,18 @@ static int note_enqueued(struct engine *e, const char *name) {
 }
 
 int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
+    return engine_push_ext(e, job, NULL, 0, err, errlen);
+}
+
+int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, char *err,
+                    size_t errlen) {
     double now = engine_now(e);
     struct job_info info;
     if (job_prepare(job, now, &info, err, errlen) != 0)
         return 1;
+    int rc = batch_admit(e, job, &bid, &ext, err, errlen);
+    if (rc != 0)
+        return rc;
     char *payload = json_dumps(job, JSON_COMPACT);
     if (!payload) {
         snprintf(err, errlen, "cannot encode job %s", info.jid);
@@ -379,9 +399,13 @@ int engine_push(struct engine *e, json_t *job, char *err, size_t errlen) {
         .payload = payload,
         .jobtype = (char *)json_string_value(json_object_get(job, "jobtype")),
         .expires_at = info.expires_at,
+        .ext = ext,
+        .bid = (char *)bid,
     };
-    int rc = store_insert_job(e->store, &row);
+    rc = store_insert_job(e->store, &row);
     free(payload);
+    if (rc == 0 && (ext & JOB_EXT_BATCH))
+        rc = batch_add_member(e, bid, info.jid, now);
     if (rc != 0) {
         snprintf(err, errlen, "storage failure, job %s not stored: %s", info.jid,
                  store_error(e->store));
@@ -453,6 +477,10 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
         }
         log_debug("job_fetched", "jid=%s queue=%s wid=%s", out->jid, out->queue,
                   wid ? wid : "");
+        if (job_event(e, out, JOB_EVENT_STARTED, now) != 0) {
+            store_job_clear(out);
+            return -1;
+        }
         return 1;
     }
     return 0;
@@ -463,10 +491,13 @@ int engine_ack(struct engine *e, const char *jid) {
     int rc = store_find_working(e->store, jid, &job);
     if (rc <= 0)
         return rc;
+    double now = engine_now(e);
     rc = store_delete_job(e->store, job.id);
+    if (rc == 0)
+        rc = job_event(e, &job, JOB_EVENT_ACKED, now);
     if (rc == 0) {
         release_slot(e, job.queue, job.id);
-        notify_finished(e, &job, true, engine_now(e));
+        notify_finished(e, &job, true, now);
         e->set_size[JOB_WORKING]--;
         e->processed++;
         e->tx_processed++;
@@ -494,7 +525,9 @@ static int fail_job(struct engine *e, struct store_job *job,
         json_decref(doc);
         log_error("job_payload_corrupt", "jid=%s error=\"%s\"", job->jid, jerr.text);
         count_move(e, JOB_WORKING, JOB_DEAD);
-        return store_move_job(e->store, job->id, JOB_DEAD, now, job->enqueued_at, NULL);
+        if (store_move_job(e->store, job->id, JOB_DEAD, now, job->enqueued_at, NULL) != 0)
+            return -1;
+        return job_event(e, job, JOB_EVENT_DIED, now);
     }
 
     double next_at = 0;
@@ -504,6 +537,8 @@ static int fail_job(struct engine *e, struct store_job *job,
     if (outcome == JOB_FAIL_DISCARD) {
         e->set_size[JOB_WORKING]--;
         rc = store_delete_job(e->store, job->id);
+        if (rc == 0)
+            rc = job_event(e, job, JOB_EVENT_DROPPED, now);
         log_info("job_discarded", "jid=%s queue=%s errtype=\"%s\"", job->jid, job->queue,
                  report->errtype);
     } else {
@@ -512,6 +547,8 @@ static int fail_job(struct engine *e, struct store_job *job,
         rc = store_move_job(e->store, job->id, to, to == JOB_RETRY ? next_at : now,
                             job->enqueued_at, payload);
         free(payload);
+        if (rc == 0)
+            rc = job_event(e, job, to == JOB_RETRY ? JOB_EVENT_RETRYING : JOB_EVENT_DIED, now);
         count_move(e, JOB_WORKING, to);
         if (to == JOB_RETRY) {
             note_deadline(e, next_at);
@@ -550,6 +587,8 @@ static int enqueue_due(struct engine *e, int64_t id, double now) {
         payload = json_dumps(doc, JSON_COMPACT);
     }
     rc = store_move_job(e->store, id, JOB_QUEUED, 0, now, payload);
+    if (rc == 0)
+        rc = job_event(e, &job, JOB_EVENT_REQUEUED, now);
     if (rc == 0) {
         count_move(e, job.state, JOB_QUEUED);
         note_expiry(e, job.expires_at);
@@ -571,6 +610,8 @@ static int remove_expired(struct engine *e, double now) {
         int rc = store_get_job(e->store, ids[i], &job);
         if (rc > 0) {
             rc = store_delete_job(e->store, job.id);
+            if (rc == 0)
+                rc = job_event(e, &job, JOB_EVENT_DROPPED, now);
             if (rc == 0) {
                 e->set_size[job.state]--;
                 if (job.state == JOB_QUEUED) {
@@ -668,6 +709,12 @@ static int compute_deadline(struct engine *e) {
         if (at > 0 && (e->next_deadline == 0 || at < e->next_deadline))
             e->next_deadline = at;
     }
+    double batches = 0;
+    int rc = batch_next_deadline(e, &batches);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && (e->next_deadline == 0 || batches < e->next_deadline))
+        e->next_deadline = batches;
     e->deadline_changed = true;
     return 0;
 }
@@ -691,6 +738,9 @@ int engine_tick(struct engine *e, double now) {
         return -1;
     if (tick_cron(e, now) != 0)
         return -1;
+    int batches = batch_tick(e, now);
+    if (batches < 0)
+        return -1;
     int slots = throttle_expire(&e->throttles, now, slot_freed, e);
     if (slots > 0)
         log_info("throttle_slots_timed_out", "slots=%d", slots);
@@ -703,7 +753,7 @@ int engine_tick(struct engine *e, double now) {
         return -1;
     /* A full batch means more is due now: come back at once. */
     if (sched == TICK_BATCH || retries == TICK_BATCH || expired == TICK_BATCH ||
-        removed == TICK_BATCH)
+        removed == TICK_BATCH || batches > 0)
         e->next_deadline = now;
     return 0;
 }
@@ -729,23 +779,38 @@ static int mutate_collect(void *ctx, const struct store_job *job) {
     return 0;
 }
 
+/* Deletes a waiting or dead job, or moves it to the dead set (kill). */
+static int remove_job(struct engine *e, const struct store_job *job, bool kill, double now) {
+    if (kill) {
+        if (store_move_job(e->store, job->id, JOB_DEAD, now, job->enqueued_at, NULL) != 0)
+            return -1;
+        count_move(e, job->state, JOB_DEAD);
+        return job_event(e, job, JOB_EVENT_DIED, now);
+    }
+    if (store_delete_job(e->store, job->id) != 0)
+        return -1;
+    e->set_size[job->state]--;
+    if (job->state == JOB_QUEUED) {
+        struct queue *q = queue_find(e, job->queue);
+        if (q)
+            q->size--;
+    }
+    return job_event(e, job, JOB_EVENT_DROPPED, now);
+}
+
 /* Applies one MUTATE action to a matched job. */
 static int mutate_one(struct engine *e, const struct mutate_request *req, int64_t id,
                       double now) {
-    switch (req->cmd) {
-    case MUTATE_CLEAR:
-    case MUTATE_DISCARD:
-        e->set_size[req->target]--;
-        return store_delete_job(e->store, id);
-    case MUTATE_KILL:
-        if (req->target == JOB_DEAD)
-            return 0;
-        count_move(e, req->target, JOB_DEAD);
-        return store_move_job(e->store, id, JOB_DEAD, now, 0, NULL);
-    case MUTATE_REQUEUE:
+    if (req->cmd == MUTATE_REQUEUE)
         return enqueue_due(e, id, now);
-    }
-    return 0;
+    if (req->cmd == MUTATE_KILL && req->target == JOB_DEAD)
+        return 0;
+    struct store_job job = {0};
+    int rc = store_get_job(e->store, id, &job);
+    if (rc > 0)
+        rc = remove_job(e, &job, req->cmd == MUTATE_KILL, now);
+    store_job_clear(&job);
+    return rc;
 }
 
 int engine_mutate(struct engine *e, const struct mutate_request *req) {
@@ -798,10 +863,26 @@ int engine_pause_queues(struct engine *e, char *const *names, int n, bool paused
     return each_queue(e, names, n, set_paused, &paused);
 }
 
+struct queue_removal {
+    struct engine *e;
+    double now;
+    int rc;
+};
+
+static int drop_queued(void *ctx, const struct store_job *job) {
+    struct queue_removal *r = ctx;
+    r->rc = job_event(r->e, job, JOB_EVENT_DROPPED, r->now);
+    return r->rc;
+}
+
 static int remove_queue(struct engine *e, struct queue *q, void *arg) {
     (void)arg;
     int64_t removed = 0;
-    if (store_clear_queue(e->store, q->name, &removed) != 0 ||
+    /* The jobs that extensions follow leave one by one, so each is told; the rest go in one
+     * statement. */
+    struct queue_removal r = {.e = e, .now = engine_now(e)};
+    if (store_scan_queue_ext(e->store, q->name, drop_queued, &r) != 0 || r.rc != 0 ||
+        store_clear_queue(e->store, q->name, &removed) != 0 ||
         store_delete_queue(e->store, q->name) != 0)
         return -1;
     e->set_size[JOB_QUEUED] -= removed;
@@ -841,17 +922,8 @@ int engine_job_action(struct engine *e, int64_t id, enum job_state state,
         rc = 0;
     } else if (action == ENGINE_RETRY) {
         rc = enqueue_due(e, id, now) == 0 ? 1 : -1;
-    } else if (action == ENGINE_KILL) {
-        count_move(e, job.state, JOB_DEAD);
-        rc = store_move_job(e->store, id, JOB_DEAD, now, job.enqueued_at, NULL) == 0 ? 1 : -1;
     } else {
-        e->set_size[job.state]--;
-        if (job.state == JOB_QUEUED) {
-            struct queue *q = queue_find(e, job.queue);
-            if (q)
-                q->size--;
-        }
-        rc = store_delete_job(e->store, id) == 0 ? 1 : -1;
+        rc = remove_job(e, &job, action == ENGINE_KILL, now) == 0 ? 1 : -1;
     }
     if (rc > 0)
         log_info("job_changed", "jid=%s queue=%s action=%s source=web", job.jid, job.queue,

@@ -61,6 +61,17 @@ struct engine {
     void *ctx;
 };
 
+/* What happened to a job, for the extensions that follow jobs (enum job_ext). */
+enum job_event {
+    JOB_EVENT_STARTED,    /* handed to a worker by FETCH */
+    JOB_EVENT_ACKED,
+    JOB_EVENT_RETRYING,   /* failed, and waits in the retry set */
+    JOB_EVENT_DIED,       /* entered the dead set: retries used up, or killed */
+    JOB_EVENT_DROPPED,    /* gone without success: failed with retry 0, discarded, deleted,
+                             expired or its queue removed */
+    JOB_EVENT_REQUEUED,   /* entered its queue again from the scheduled, retry or dead set */
+};
+
 /* Loads queues and counters from the store and the throttles from cfg. Returns 0, or -1 with
  * a message in err. */
 int engine_open(struct engine *e, const struct config *cfg, struct store *store, char *err,
@@ -80,6 +91,11 @@ void engine_abort(struct engine *e);
  * Returns 0; 1 when the job is invalid (err contains the reply text without "-ERR "); -1 when
  * the store failed (err contains the reason). */
 int engine_push(struct engine *e, json_t *job, char *err, size_t errlen);
+
+/* engine_push for jobs the server makes itself (batch callbacks): the row carries bid and
+ * the extension bits ext in addition to those the job's own fields ask for. */
+int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, char *err,
+                    size_t errlen);
 
 /* Reserves the next job from the first of queues that is registered, unpaused and not empty.
  * Returns 1 with out filled (owned), 0 when nothing is available, -1 on a store failure. */

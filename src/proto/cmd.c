@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ent/batch.h"
 #include "net/server.h"
 #include "proto/proto.h"
 #include "util/log.h"
@@ -492,10 +493,88 @@ static void cmd_queue(struct server *s, struct conn *c, const struct proto_comma
     free_names(names, n);
 }
 
+/* Answers a batch command's store failure. */
+static void batch_storage_failure(struct server *s, struct conn *c) {
+    server_fail_tx(s, store_error(s->store));
+    resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+}
+
+static void batch_new_reply(struct server *s, struct conn *c, const char *json, size_t len) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, 0, &jerr);
+    if (!doc) {
+        resp_errorf(conn_reply(c, false), "invalid JSON: %s at position %d", jerr.text,
+                    jerr.position);
+        return;
+    }
+    char bid[BATCH_ID_BYTES], err[512];
+    int rc = batch_new(&s->engine, doc, bid, err, sizeof err);
+    if (rc < 0)
+        batch_storage_failure(s, c);
+    else if (rc > 0)
+        resp_error(conn_reply(c, false), err);
+    else
+        resp_bulk(conn_reply(c, true), bid, strlen(bid));
+    json_decref(doc);
+}
+
+/* BATCH NEW <json> | OPEN <bid> | COMMIT <bid> | STATUS <bid>. Every reply waits for the
+ * iteration's commit, so STATUS never shows a change that could still roll back. */
 static void cmd_batch(struct server *s, struct conn *c, const struct proto_command *cmd) {
-    (void)s;
-    (void)cmd;
-    resp_error(conn_reply(c, false), "batch subsystem is not available yet");
+    static const char usage[] = "BATCH NEW {json} | OPEN <bid> | COMMIT <bid> | STATUS <bid>";
+    if (!require_args(c, cmd, usage))
+        return;
+    const char *space = memchr(cmd->args, ' ', cmd->args_len);
+    size_t sub_len = space ? (size_t)(space - cmd->args) : cmd->args_len;
+    const char *arg = space ? space + 1 : "";
+    size_t arg_len = space ? cmd->args_len - sub_len - 1 : 0;
+    char sub[16] = "";
+    if (sub_len < sizeof sub)
+        memcpy(sub, cmd->args, sub_len);
+    if (strcasecmp(sub, "NEW") == 0) {
+        if (arg_len == 0)
+            resp_error(conn_reply(c, false), "BATCH NEW requires a JSON object: " "BATCH NEW "
+                                             "{\"description\":\"...\",\"success\":{job}}");
+        else
+            batch_new_reply(s, c, arg, arg_len);
+        return;
+    }
+    bool open = strcasecmp(sub, "OPEN") == 0, commit = strcasecmp(sub, "COMMIT") == 0,
+         status = strcasecmp(sub, "STATUS") == 0;
+    if (!open && !commit && !status) {
+        int n = sub_len > 40 ? 40 : (int)sub_len;
+        resp_errorf(conn_reply(c, false), "no such BATCH subcommand: %.*s; use %s", n, cmd->args,
+                    usage);
+        return;
+    }
+    if (arg_len == 0 || arg_len >= 128 || memchr(arg, ' ', arg_len)) {
+        resp_errorf(conn_reply(c, false), "BATCH %s requires one batch id, as BATCH NEW returned",
+                    sub);
+        return;
+    }
+    char bid[128];
+    memcpy(bid, arg, arg_len);
+    bid[arg_len] = '\0';
+    int rc;
+    json_t *doc = NULL;
+    if (status)
+        doc = batch_status(&s->engine, bid, &rc);
+    else
+        rc = commit ? batch_commit(&s->engine, bid) : batch_exists(&s->engine, bid);
+    if (rc < 0) {
+        batch_storage_failure(s, c);
+    } else if (rc == 0) {
+        resp_errorf(conn_reply(c, false), "no such batch %s", bid);
+    } else if (status) {
+        char *text = json_dumps(doc, JSON_COMPACT);
+        resp_bulk(conn_reply(c, true), text, strlen(text));
+        free(text);
+    } else if (commit) {
+        resp_ok(conn_reply(c, true));
+    } else {
+        resp_bulk(conn_reply(c, true), bid, strlen(bid));
+    }
+    json_decref(doc);
 }
 
 static void cmd_track(struct server *s, struct conn *c, const struct proto_command *cmd) {

@@ -6,6 +6,8 @@
  *   2  cron_runs: the scheduled time of each cron entry's last run, keyed by the entry's hash.
  *   3  jobs.jobtype, copied from the payload at push, so metrics and filters need no JSON.
  *   4  jobs.expires_at (0 = never) and an index of the jobs that can still expire.
+ *   5  jobs.ext (which extensions a job takes part in, enum job_ext) and jobs.bid; batches
+ *      and batch_jobs (one row per member jid, so every count is per job, never per event).
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -17,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uthash.h>
 
+#include "store/store_internal.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -57,11 +61,46 @@ static const char *const migrations[] = {
     ("ALTER TABLE jobs ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;"
      "CREATE INDEX jobs_expiring ON jobs(expires_at)"
      " WHERE expires_at > 0 AND state IN (0, 1, 2);"),
+    /* 4 -> 5 */
+    ("ALTER TABLE jobs ADD COLUMN ext INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN bid TEXT;"
+     "CREATE INDEX jobs_bid ON jobs(bid, jid) WHERE bid IS NOT NULL;"
+     "CREATE TABLE batches ("
+     "  bid TEXT PRIMARY KEY,"
+     "  parent_bid TEXT,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  created_at REAL NOT NULL,"
+     "  updated_at REAL NOT NULL,"
+     "  committed_at REAL NOT NULL DEFAULT 0,"
+     "  finished_at REAL NOT NULL DEFAULT 0,"
+     "  total INTEGER NOT NULL DEFAULT 0,"
+     "  ran INTEGER NOT NULL DEFAULT 0,"
+     "  acked INTEGER NOT NULL DEFAULT 0,"
+     "  ended INTEGER NOT NULL DEFAULT 0,"
+     "  failed INTEGER NOT NULL DEFAULT 0,"
+     "  died INTEGER NOT NULL DEFAULT 0,"
+     "  children INTEGER NOT NULL DEFAULT 0,"
+     "  children_complete INTEGER NOT NULL DEFAULT 0,"
+     "  children_success INTEGER NOT NULL DEFAULT 0,"
+     "  callbacks_live INTEGER NOT NULL DEFAULT 0,"
+     "  complete_job TEXT, success_job TEXT, death_job TEXT,"
+     "  complete_jid TEXT, success_jid TEXT, death_jid TEXT,"
+     "  complete_st INTEGER NOT NULL DEFAULT 0,"
+     "  success_st INTEGER NOT NULL DEFAULT 0,"
+     "  death_st INTEGER NOT NULL DEFAULT 0,"
+     "  complete_done INTEGER NOT NULL DEFAULT 0,"
+     "  success_done INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+     "CREATE INDEX batches_parent ON batches(parent_bid) WHERE parent_bid IS NOT NULL;"
+     "CREATE INDEX batches_open ON batches(created_at) WHERE committed_at = 0;"
+     "CREATE INDEX batches_finished ON batches(finished_at) WHERE finished_at > 0;"
+     "CREATE INDEX batches_created ON batches(created_at);"
+     "CREATE TABLE batch_jobs (bid TEXT NOT NULL, jid TEXT NOT NULL,"
+     "  state INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (bid, jid)) WITHOUT ROWID;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-#define JOB_COLUMNS "id, jid, queue, state, priority, reserve_for, at, enqueued_at, " \
-                    "reserved_at, wid, payload, jobtype, expires_at"
+#define JOB_COLUMNS STORE_JOB_COLUMNS("")
 
 /* Every statement, prepared once at open. The per-state queries take the state as a
  * literal so SQLite can use the matching partial index. */
@@ -89,8 +128,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO jobs (jid, queue, state, priority, reserve_for, at, enqueued_at,"
-                  " payload, seq, jobtype, expires_at)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                  " payload, seq, jobtype, expires_at, ext, bid)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [ST_TAKE] = "UPDATE jobs SET state = 3, at = ?2 + reserve_for, reserved_at = ?2, wid = ?3"
                 " WHERE id = (SELECT id FROM jobs WHERE state = 0 AND queue = ?1"
                 " AND (expires_at = 0 OR expires_at > ?2)"
@@ -134,9 +173,18 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " ON CONFLICT (key) DO UPDATE SET last_run = excluded.last_run",
 };
 
+/* The statements of the other store files (batches.c, ...), prepared on first use and kept
+ * until close, keyed by the address of their static SQL text. */
+struct cached_stmt {
+    const char *sql;
+    sqlite3_stmt *stmt;
+    UT_hash_handle hh;
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    struct cached_stmt *cached;
     int64_t last_seq;   /* the seq most recently given to a job entering a queue */
     bool in_tx;
     char error[256];
@@ -148,6 +196,7 @@ void store_job_clear(struct store_job *job) {
     free(job->wid);
     free(job->payload);
     free(job->jobtype);
+    free(job->bid);
     memset(job, 0, sizeof *job);
 }
 
@@ -159,8 +208,7 @@ bool store_in_tx(const struct store *s) {
     return s->in_tx;
 }
 
-/* Records the connection's error text and returns -1, so callers can `return fail(s, ...)`. */
-static int fail(struct store *s, const char *what) {
+int store_fail(struct store *s, const char *what) {
     snprintf(s->error, sizeof s->error, "%s: %s", what, sqlite3_errmsg(s->db));
     log_error("store_error", "op=%s error=\"%s\"", what, sqlite3_errmsg(s->db));
     return -1;
@@ -174,16 +222,39 @@ static sqlite3_stmt *stmt(struct store *s, enum stmt_id id) {
     return st;
 }
 
-/* Runs a statement that returns no rows. */
-static int run(struct store *s, sqlite3_stmt *st, const char *what) {
+sqlite3_stmt *store_stmt(struct store *s, const char *sql) {
+    struct cached_stmt *c = NULL;
+    HASH_FIND_PTR(s->cached, &sql, c);
+    if (!c) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+            SQLITE_OK) {
+            store_fail(s, "prepare statement");
+            return NULL;
+        }
+        c = xcalloc(1, sizeof *c);
+        c->sql = sql;
+        c->stmt = st;
+        HASH_ADD_PTR(s->cached, sql, c);
+    }
+    sqlite3_reset(c->stmt);
+    sqlite3_clear_bindings(c->stmt);
+    return c->stmt;
+}
+
+sqlite3 *store_db(struct store *s) {
+    return s->db;
+}
+
+int store_run(struct store *s, sqlite3_stmt *st, const char *what) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return fail(s, what);
+        return store_fail(s, what);
     return 0;
 }
 
-static char *column_strdup(sqlite3_stmt *st, int col) {
+char *store_column_strdup(sqlite3_stmt *st, int col) {
     const unsigned char *text = sqlite3_column_text(st, col);
     return text ? xstrndup((const char *)text, (size_t)sqlite3_column_bytes(st, col)) : NULL;
 }
@@ -191,37 +262,41 @@ static char *column_strdup(sqlite3_stmt *st, int col) {
 /* Copies the JOB_COLUMNS of the current row into out (owned copies). */
 static void read_job(sqlite3_stmt *st, struct store_job *out) {
     out->id = sqlite3_column_int64(st, 0);
-    out->jid = column_strdup(st, 1);
-    out->queue = column_strdup(st, 2);
+    out->jid = store_column_strdup(st, 1);
+    out->queue = store_column_strdup(st, 2);
     out->state = (enum job_state)sqlite3_column_int(st, 3);
     out->priority = sqlite3_column_int(st, 4);
     out->reserve_for = sqlite3_column_int(st, 5);
     out->at = sqlite3_column_double(st, 6);
     out->enqueued_at = sqlite3_column_double(st, 7);
     out->reserved_at = sqlite3_column_double(st, 8);
-    out->wid = column_strdup(st, 9);
-    out->payload = column_strdup(st, 10);
-    out->jobtype = column_strdup(st, 11);
+    out->wid = store_column_strdup(st, 9);
+    out->payload = store_column_strdup(st, 10);
+    out->jobtype = store_column_strdup(st, 11);
     out->expires_at = sqlite3_column_double(st, 12);
+    out->ext = sqlite3_column_int(st, 13);
+    out->bid = store_column_strdup(st, 14);
 }
 
-/* Reads the JOB_COLUMNS of the current row without copying: the strings are valid only until
- * the statement steps again or is reset. */
-static struct store_job borrow_job(sqlite3_stmt *st) {
+struct store_job store_borrow_job(sqlite3_stmt *st, int first) {
+    if (sqlite3_column_type(st, first) == SQLITE_NULL)
+        return (struct store_job){0};
     return (struct store_job){
-        .id = sqlite3_column_int64(st, 0),
-        .jid = (char *)sqlite3_column_text(st, 1),
-        .queue = (char *)sqlite3_column_text(st, 2),
-        .state = (enum job_state)sqlite3_column_int(st, 3),
-        .priority = sqlite3_column_int(st, 4),
-        .reserve_for = sqlite3_column_int(st, 5),
-        .at = sqlite3_column_double(st, 6),
-        .enqueued_at = sqlite3_column_double(st, 7),
-        .reserved_at = sqlite3_column_double(st, 8),
-        .wid = (char *)sqlite3_column_text(st, 9),
-        .payload = (char *)sqlite3_column_text(st, 10),
-        .jobtype = (char *)sqlite3_column_text(st, 11),
-        .expires_at = sqlite3_column_double(st, 12),
+        .id = sqlite3_column_int64(st, first),
+        .jid = (char *)sqlite3_column_text(st, first + 1),
+        .queue = (char *)sqlite3_column_text(st, first + 2),
+        .state = (enum job_state)sqlite3_column_int(st, first + 3),
+        .priority = sqlite3_column_int(st, first + 4),
+        .reserve_for = sqlite3_column_int(st, first + 5),
+        .at = sqlite3_column_double(st, first + 6),
+        .enqueued_at = sqlite3_column_double(st, first + 7),
+        .reserved_at = sqlite3_column_double(st, first + 8),
+        .wid = (char *)sqlite3_column_text(st, first + 9),
+        .payload = (char *)sqlite3_column_text(st, first + 10),
+        .jobtype = (char *)sqlite3_column_text(st, first + 11),
+        .expires_at = sqlite3_column_double(st, first + 12),
+        .ext = sqlite3_column_int(st, first + 13),
+        .bid = (char *)sqlite3_column_text(st, first + 14),
     };
 }
 
@@ -358,6 +433,12 @@ void store_close(struct store *s) {
         store_rollback(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    struct cached_stmt *c, *tmp;
+    HASH_ITER(hh, s->cached, c, tmp) {
+        HASH_DEL(s->cached, c);
+        sqlite3_finalize(c->stmt);
+        free(c);
+    }
     sqlite3_close(s->db);
     free(s);
 }
@@ -372,7 +453,7 @@ int store_begin(struct store *s) {
         }
         return 0;
     }
-    if (run(s, stmt(s, ST_BEGIN), "begin") != 0)
+    if (store_run(s, stmt(s, ST_BEGIN), "begin") != 0)
         return -1;
     s->in_tx = true;
     return 0;
@@ -381,7 +462,7 @@ int store_begin(struct store *s) {
 int store_commit(struct store *s) {
     if (!s->in_tx)
         return 0;
-    if (run(s, stmt(s, ST_COMMIT), "commit") != 0) {
+    if (store_run(s, stmt(s, ST_COMMIT), "commit") != 0) {
         store_rollback(s);
         return -1;
     }
@@ -398,13 +479,12 @@ void store_rollback(struct store *s) {
     s->in_tx = false;
 }
 
-/* Starts the transaction lazily, so read-only iterations never write. */
-static int ensure_tx(struct store *s) {
+int store_ensure_tx(struct store *s) {
     return store_begin(s);
 }
 
 int store_insert_job(struct store *s, struct store_job *job) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_INSERT);
     sqlite3_bind_text(st, 1, job->jid, -1, SQLITE_STATIC);
@@ -418,7 +498,10 @@ int store_insert_job(struct store *s, struct store_job *job) {
     sqlite3_bind_int64(st, 9, job->state == JOB_QUEUED ? ++s->last_seq : 0);
     sqlite3_bind_text(st, 10, job->jobtype ? job->jobtype : "", -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 11, job->expires_at);
-    if (run(s, st, "insert job") != 0)
+    sqlite3_bind_int(st, 12, job->ext);
+    if (job->bid)
+        sqlite3_bind_text(st, 13, job->bid, -1, SQLITE_STATIC);
+    if (store_run(s, st, "insert job") != 0)
         return -1;
     job->id = sqlite3_last_insert_rowid(s->db);
     return 0;
@@ -432,18 +515,18 @@ static int one_job(struct store *s, sqlite3_stmt *st, struct store_job *out, con
         rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-            return fail(s, what);
+            return store_fail(s, what);
         return 1;
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return fail(s, what);
+        return store_fail(s, what);
     return 0;
 }
 
 int store_take_next(struct store *s, const char *queue, double now, const char *wid,
                     struct store_job *out) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_TAKE);
     sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
@@ -466,16 +549,16 @@ int store_get_job(struct store *s, int64_t id, struct store_job *out) {
 }
 
 int store_delete_job(struct store *s, int64_t id) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_DELETE);
     sqlite3_bind_int64(st, 1, id);
-    return run(s, st, "delete job");
+    return store_run(s, st, "delete job");
 }
 
 int store_move_job(struct store *s, int64_t id, enum job_state state, double at,
                    double enqueued_at, const char *payload) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, payload ? ST_MOVE : ST_MOVE_KEEP);
     sqlite3_bind_int64(st, 1, id);
@@ -485,7 +568,7 @@ int store_move_job(struct store *s, int64_t id, enum job_state state, double at,
     if (payload)
         sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, state == JOB_QUEUED ? ++s->last_seq : 0);
-    return run(s, st, "move job");
+    return store_run(s, st, "move job");
 }
 
 /* Index of the per-state statement family for a set state (scheduled..dead). */
@@ -502,7 +585,7 @@ int store_due_ids(struct store *s, enum job_state state, double until, int64_t *
         ids[n++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return fail(s, "find due jobs");
+        return store_fail(s, "find due jobs");
     return n;
 }
 
@@ -513,7 +596,7 @@ int store_earliest(struct store *s, enum job_state state, double *at) {
         *at = sqlite3_column_double(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "find earliest job");
+        return store_fail(s, "find earliest job");
     return rc == SQLITE_ROW;
 }
 
@@ -522,13 +605,13 @@ int store_scan(struct store *s, enum job_state state,
     sqlite3_stmt *st = stmt(s, state_stmt(ST_SCAN_1, state));
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_job row = borrow_job(st);
+        struct store_job row = store_borrow_job(st, 0);
         if (fn(ctx, &row) != 0)
             break;
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "scan jobs");
+        return store_fail(s, "scan jobs");
     return 0;
 }
 
@@ -540,36 +623,57 @@ int store_queue_head(struct store *s, const char *queue, double *enqueued_at) {
         *enqueued_at = sqlite3_column_double(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "read queue head");
+        return store_fail(s, "read queue head");
     return rc == SQLITE_ROW;
 }
 
+static const char SQL_SCAN_QUEUE_EXT[] =
+    "SELECT " JOB_COLUMNS " FROM jobs WHERE state = 0 AND queue = ?1 AND ext != 0";
+
+int store_scan_queue_ext(struct store *s, const char *queue,
+                         int (*fn)(void *ctx, const struct store_job *job), void *ctx) {
+    sqlite3_stmt *st = store_stmt(s, SQL_SCAN_QUEUE_EXT);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_job row = store_borrow_job(st, 0);
+        if (fn(ctx, &row) != 0)
+            break;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, "scan queue");
+    return 0;
+}
+
 int store_clear_queue(struct store *s, const char *queue, int64_t *removed) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_CLEAR_QUEUE);
     sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-    if (run(s, st, "clear queue") != 0)
+    if (store_run(s, st, "clear queue") != 0)
         return -1;
     *removed = sqlite3_changes64(s->db);
     return 0;
 }
 
 int store_put_queue(struct store *s, const char *name, bool paused) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_PUT_QUEUE);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, paused);
-    return run(s, st, "save queue");
+    return store_run(s, st, "save queue");
 }
 
 int store_delete_queue(struct store *s, const char *name) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_DELETE_QUEUE);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    return run(s, st, "delete queue");
+    return store_run(s, st, "delete queue");
 }
 
 int store_load_queues(struct store *s, void (*fn)(void *ctx, const char *name, bool paused),
@@ -579,7 +683,7 @@ int store_load_queues(struct store *s, void (*fn)(void *ctx, const char *name, b
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1) != 0);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "load queues");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "load queues");
 }
 
 int store_count_queued(struct store *s, void (*fn)(void *ctx, const char *queue, int64_t n),
@@ -589,7 +693,7 @@ int store_count_queued(struct store *s, void (*fn)(void *ctx, const char *queue,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "count queued jobs");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "count queued jobs");
 }
 
 int store_count_states(struct store *s, int64_t counts[5]) {
@@ -602,20 +706,20 @@ int store_count_states(struct store *s, int64_t counts[5]) {
             counts[state] = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "count jobs");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "count jobs");
 }
 
 static int add_counter(struct store *s, const char *name, int64_t delta) {
     sqlite3_stmt *st = stmt(s, ST_ADD_COUNTER);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, delta);
-    return run(s, st, "update counter");
+    return store_run(s, st, "update counter");
 }
 
 int store_add_counters(struct store *s, double now, int64_t processed, int64_t failures) {
     if (processed == 0 && failures == 0)
         return 0;
-    if (ensure_tx(s) != 0 || add_counter(s, "processed", processed) != 0 ||
+    if (store_ensure_tx(s) != 0 || add_counter(s, "processed", processed) != 0 ||
         add_counter(s, "failures", failures) != 0)
         return -1;
     char day[11];
@@ -623,7 +727,7 @@ int store_add_counters(struct store *s, double now, int64_t processed, int64_t f
     sqlite3_bind_text(st, 1, time_format_day(now, day), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, processed);
     sqlite3_bind_int64(st, 3, failures);
-    return run(s, st, "update daily counters");
+    return store_run(s, st, "update daily counters");
 }
 
 int store_load_counters(struct store *s, int64_t *processed, int64_t *failures) {
@@ -638,16 +742,16 @@ int store_load_counters(struct store *s, int64_t *processed, int64_t *failures) 
             *failures = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "load counters");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "load counters");
 }
 
 int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *removed) {
     *removed = 0;
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_TRIM_DEAD_AGE);
     sqlite3_bind_double(st, 1, before);
-    if (run(s, st, "trim dead jobs") != 0)
+    if (store_run(s, st, "trim dead jobs") != 0)
         return -1;
     *removed += sqlite3_changes64(s->db);
 
@@ -656,22 +760,23 @@ int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *r
     int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW)
-        return fail(s, "count dead jobs");
+        return store_fail(s, "count dead jobs");
     if (count <= max_keep)
         return 0;
     st = stmt(s, ST_TRIM_DEAD_COUNT);
     sqlite3_bind_int64(st, 1, count - max_keep);
-    if (run(s, st, "cap dead jobs") != 0)
+    if (store_run(s, st, "cap dead jobs") != 0)
         return -1;
     *removed += sqlite3_changes64(s->db);
     return 0;
 }
 
 int store_flush(struct store *s) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     char why[200];
-    if (exec(s, "DELETE FROM jobs; DELETE FROM queues; DELETE FROM counters; DELETE FROM daily;",
+    if (exec(s, "DELETE FROM jobs; DELETE FROM queues; DELETE FROM counters; DELETE FROM daily;"
+             " DELETE FROM batches; DELETE FROM batch_jobs;",
              why, sizeof why) != 0) {
         snprintf(s->error, sizeof s->error, "flush: %s", why);
         return -1;
@@ -705,7 +810,7 @@ static void query_sql(char *sql, size_t len, const char *select, const struct st
 static int prepare_query(struct store *s, const char *sql, const struct store_query *q,
                          sqlite3_stmt **out) {
     if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) != SQLITE_OK)
-        return fail(s, "prepare listing");
+        return store_fail(s, "prepare listing");
     const char *params[] = {q->queue, q->jobtype, q->errtype, q->search};
     for (int i = 0; i < 4; i++) {
         if (params[i])
@@ -725,13 +830,13 @@ int store_list(struct store *s, const struct store_query *q,
     sqlite3_bind_int64(st, 6, q->offset);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_job row = borrow_job(st);
+        struct store_job row = store_borrow_job(st, 0);
         if (fn(ctx, &row) != 0)
             break;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "list jobs");
+        return store_fail(s, "list jobs");
     return 0;
 }
 
@@ -744,7 +849,7 @@ int store_count(struct store *s, const struct store_query *q, int64_t *count) {
     int rc = sqlite3_step(st);
     *count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : fail(s, "count jobs");
+    return rc == SQLITE_ROW ? 0 : store_fail(s, "count jobs");
 }
 
 int store_distinct(struct store *s, enum job_state state, const char *field,
@@ -759,12 +864,12 @@ int store_distinct(struct store *s, enum job_state state, const char *field,
              expr, (int)state);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return fail(s, "prepare distinct");
+        return store_fail(s, "prepare distinct");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "list distinct values");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "list distinct values");
 }
 
 int store_history(struct store *s, const char *since,
@@ -775,14 +880,14 @@ int store_history(struct store *s, const char *since,
                            "SELECT day, processed, failures FROM daily WHERE day >= ?1"
                            " ORDER BY day",
                            -1, &st, NULL) != SQLITE_OK)
-        return fail(s, "prepare history");
+        return store_fail(s, "prepare history");
     sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
            sqlite3_column_int64(st, 2));
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, "read history");
+    return rc == SQLITE_DONE ? 0 : store_fail(s, "read history");
 }
 
 int store_cron_last_run(struct store *s, const char *key, double *last_run) {
@@ -793,17 +898,17 @@ int store_cron_last_run(struct store *s, const char *key, double *last_run) {
         *last_run = sqlite3_column_double(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "read cron run");
+        return store_fail(s, "read cron run");
     return rc == SQLITE_ROW;
 }
 
 int store_cron_set_run(struct store *s, const char *key, double last_run) {
-    if (ensure_tx(s) != 0)
+    if (store_ensure_tx(s) != 0)
         return -1;
     sqlite3_stmt *st = stmt(s, ST_CRON_PUT);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 2, last_run);
-    return run(s, st, "save cron run");
+    return store_run(s, st, "save cron run");
 }
 
 int store_expired_ids(struct store *s, double until, int64_t *ids, int max) {
@@ -815,7 +920,7 @@ int store_expired_ids(struct store *s, double until, int64_t *ids, int max) {
         ids[n++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return fail(s, "find expired jobs");
+        return store_fail(s, "find expired jobs");
     return n;
 }
 
@@ -827,6 +932,6 @@ int store_earliest_expiry(struct store *s, double *at) {
         *at = sqlite3_column_double(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, "find earliest expiry");
+        return store_fail(s, "find earliest expiry");
     return found;
 }

@@ -28,6 +28,8 @@ struct store_job {
     char *payload;        /* job JSON */
     char *jobtype;        /* the payload's jobtype, copied into a column */
     double expires_at;    /* when the job expires unless it runs first; 0 = never */
+    int ext;              /* enum job_ext bits: the extensions that track this job */
+    char *bid;            /* the batch of a member or callback job, NULL otherwise */
 };
 
 void store_job_clear(struct store_job *job);
@@ -75,6 +77,10 @@ int store_scan(struct store *s, enum job_state state,
 /* enqueued_at of the job FETCH would take next from queue. Returns 1, 0 if empty, -1. */
 int store_queue_head(struct store *s, const char *queue, double *enqueued_at);
 /* Deletes every queued job of queue; sets *removed. */
+/* Calls fn with each queued job of queue that has extension bits (borrowed rows); fn returning
+ * non-zero stops the scan. Returns 0 or -1. */
+int store_scan_queue_ext(struct store *s, const char *queue,
+                         int (*fn)(void *ctx, const struct store_job *job), void *ctx);
 int store_clear_queue(struct store *s, const char *queue, int64_t *removed);
 
 /* The queue registry table: name and paused flag. */

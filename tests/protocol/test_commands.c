@@ -75,16 +75,9 @@ static void flush_removes_jobs_queues_and_counters(void) {
     TH_INFO_EQ(c, "faktory.total_enqueued", 0);
 }
 
-static void batch_and_track_not_available(void) {
+static void track_not_available(void) {
     struct th_server *srv = th_server_start(NULL);
     struct th_conn *c = th_producer(srv);
-    static const char *const batch[] = {
-        "BATCH NEW {\"success\":{\"jobtype\":\"Done\",\"args\":[],\"queue\":\"cb\"}}",
-        "BATCH OPEN b-123", "BATCH COMMIT b-123", "BATCH STATUS b-123",
-    };
-    for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++) {
-        TH_EXPECT(c, "-ERR batch subsystem is not available yet", "%s", batch[i]);
-    }
     static const char *const track[] = {
         "TRACK GET job-a-0001",
         "TRACK SET {\"jid\":\"job-a-0001\",\"percent\":50}",
@@ -216,7 +209,7 @@ int main(int argc, char **argv) {
         TH_CASE(unknown_commands_are_errors),
         TH_CASE(end_closes_without_reply),
         TH_CASE(flush_removes_jobs_queues_and_counters),
-        TH_CASE(batch_and_track_not_available),
+        TH_CASE(track_not_available),
         TH_CASE(debug_clock_only_in_development),
         TH_CASE(debug_clock_rejects_bad_argument),
         TH_CASE(bare_lf_commands_work),
