@@ -477,15 +477,18 @@ static int callback_event(struct store_batch *b, const struct store_job *job,
 
 int batch_job_event(struct engine *e, const struct store_job *job, enum job_event ev,
                     double now) {
-    if (!job->bid)
+    bool callback = job->ext & JOB_EXT_CALLBACK;
+    /* Starting a job never changes a batch, and neither does a member re-entering its queue
+     * or a callback waiting for its retry: skip the lookups on those hot paths. */
+    if (!job->bid || ev == JOB_EVENT_STARTED || (!callback && ev == JOB_EVENT_REQUEUED) ||
+        (callback && ev == JOB_EVENT_RETRYING))
         return 0;
     struct store_batch b = {0};
     int rc = store_batch_get(e->store, job->bid, &b);
     if (rc <= 0)
         return rc;   /* a removed batch follows nothing */
     int newly_done = 0;
-    rc = job->ext & JOB_EXT_CALLBACK ? callback_event(&b, job, ev, &newly_done)
-                                     : member_event(e, &b, job, ev);
+    rc = callback ? callback_event(&b, job, ev, &newly_done) : member_event(e, &b, job, ev);
     if (rc <= 0) {
         store_batch_clear(&b);
         return rc;
