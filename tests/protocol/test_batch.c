@@ -531,6 +531,49 @@ static void nested_three_levels(void) {
     th_server_stop(srv);
 }
 
+/* B27: a member that expires before a worker fetches it counts as run for complete (so the
+ * batch does not hang) and as failed for success, which then never runs. */
+static void expired_member_completes(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    struct th_conn *w = th_worker(srv, "w1");
+    const char *bid = BATCH_NEW(c, th_fmt("{\"complete\":%s,\"success\":%s}", callback("C"),
+                                          callback("S")));
+    th_push_at(__FILE__, __LINE__, c, "job-c-0001",
+               th_fmt("\"custom\":{\"bid\":\"%s\",\"expires_in\":1}", bid));
+    TH_OK(c, "BATCH COMMIT %s", bid);
+    th_sleep_ms(1500);
+    /* The expiry timer drops the member, which makes every member run: complete is due. */
+    RUN_CALLBACK(w, "C", bid, "complete");
+    EXPECT_STATUS(c, bid, 1, 0, 1, "2", "");
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "default"), 0);
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 0);
+    th_server_stop(srv);
+}
+
+/* Members in a throttled queue run one at a time and the batch completes as usual. */
+static void throttled_members_complete(void) {
+    struct th_server_opts opts = {.toml = "[throttles]\nslow = { concurrency = 1, timeout = 60 }\n"};
+    struct th_server *srv = th_server_start(&opts);
+    struct th_conn *c = th_producer(srv);
+    struct th_conn *w1 = th_worker(srv, "w1");
+    struct th_conn *w2 = th_worker(srv, "w2");
+    const char *bid = BATCH_NEW(c, th_fmt("{\"success\":%s}", callback("S")));
+    for (int i = 0; i < 3; i++)
+        th_push_at(__FILE__, __LINE__, c, th_fmt("job-slow-%04d", i),
+                   th_fmt("\"queue\":\"slow\",\"custom\":{\"bid\":\"%s\"}", bid));
+    TH_OK(c, "BATCH COMMIT %s", bid);
+    for (int i = 0; i < 3; i++) {
+        TH_FETCH_JID(w1, "slow", th_fmt("job-slow-%04d", i));
+        /* The slot is taken: the second worker gets nothing from the queue. */
+        TH_CHECK(TH_FETCH(w2, "slow") == NULL);
+        TH_OK(w1, "ACK {\"jid\":\"job-slow-%04d\"}", i);
+    }
+    EXPECT_STATUS(c, bid, 3, 0, 0, "", "1");
+    RUN_CALLBACK(w2, "S", bid, "success");
+    th_server_stop(srv);
+}
+
 /* ---- lifetime ---- */
 
 /* A batch never committed expires after 30 minutes without callbacks, and stops holding its
@@ -644,6 +687,8 @@ int main(int argc, char **argv) {
         TH_CASE(member_adds_jobs_while_running),
         TH_CASE(pushb_members),
         TH_CASE(nested_three_levels),
+        TH_CASE(expired_member_completes),
+        TH_CASE(throttled_members_complete),
         TH_CASE(uncommitted_batch_expires),
         TH_CASE(finished_batches_removed_after_ttl),
         TH_CASE(flush_removes_batches),
