@@ -698,6 +698,7 @@ int fabrik_client_open(struct fabrik_client **out, const struct fabrik_options *
                        char *errbuf, size_t errlen) {
     if (!out)
         return FABRIK_EINVAL;
+    *out = NULL;
     struct fabrik_client *c;
     int rc = fc_client_new(&c, opts, errbuf, errlen);
     if (rc != 0)
