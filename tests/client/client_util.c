@@ -172,7 +172,10 @@ int ct_web_port(struct th_server *srv) {
 
 static char *read_all_fd(int fd, double timeout_s) {
     size_t len = 0, cap = 4096;
-    char *buf = th_keep(malloc(cap));
+    /* Registered with th_keep only when complete, because realloc may move it. */
+    char *buf = malloc(cap);
+    if (!buf)
+        th_fail("out of memory");
     double until = th_now() + timeout_s;
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -184,7 +187,6 @@ static char *read_all_fd(int fd, double timeout_s) {
             char *grown = realloc(buf, cap);
             if (!grown)
                 th_fail("out of memory");
-            th_keep(grown);
             buf = grown;
         }
         ssize_t n = read(fd, buf + len, cap - len - 1);
@@ -195,7 +197,7 @@ static char *read_all_fd(int fd, double timeout_s) {
         len += (size_t)n;
     }
     buf[len] = '\0';
-    return buf;
+    return th_keep(buf);
 }
 
 int ct_http(struct th_server *srv, const char *method, const char *path, const char *body,
