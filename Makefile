@@ -4,9 +4,11 @@
 #               run each fuzz target briefly (clang, build-fuzz/)
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
-# What building and running the server needs; tzdata gives cron its time zones.
+# What building and running the server needs; tzdata gives cron its time zones, and libcurl
+# carries fabrikctl's HTTP API calls.
 BUILD_PACKAGES := build-essential cmake pkg-config libevent-dev libsqlite3-dev libjansson-dev \
-                  libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev tzdata
+                  libssl-dev libcmocka-dev libtomlplusplus-dev uthash-dev tzdata \
+                  libcurl4-openssl-dev
 # What only the tests need: clang for the fuzz targets, Chromium for the web UI tests.
 TEST_PACKAGES := clang chromium
 JOBS ?= 2

@@ -202,7 +202,7 @@ static int wait_fd(int fd, short events, int timeout_ms) {
     }
 }
 
-static int connect_one(struct fabrik_client *c, const struct addrinfo *ai, int timeout_ms) {
+static int connect_address(struct fabrik_client *c, const struct addrinfo *ai, int timeout_ms) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     ai->ai_protocol);
     if (fd < 0)
@@ -246,7 +246,7 @@ static int tcp_connect(struct fabrik_client *c) {
                             gai_strerror(gai));
     int saved = ECONNREFUSED;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        c->fd = connect_one(c, ai, c->cfg.connect_timeout_ms);
+        c->fd = connect_address(c, ai, c->cfg.connect_timeout_ms);
         if (c->fd >= 0)
             break;
         saved = errno;
@@ -259,13 +259,13 @@ static int tcp_connect(struct fabrik_client *c) {
     return 0;
 }
 
-static int tls_error(struct fabrik_client *c, const char *what) {
+static int tls_error(struct fabrik_client *c, const char *context) {
     unsigned long e = ERR_get_error();
     char detail[256] = "no detail";
     if (e)
         ERR_error_string_n(e, detail, sizeof detail);
     ERR_clear_error();
-    return fc_set_error(c, FABRIK_ETLS, "%s: %s", what, detail);
+    return fc_set_error(c, FABRIK_ETLS, "%s: %s", context, detail);
 }
 
 static int tls_context(struct fabrik_client *c) {

@@ -220,7 +220,7 @@ static void worker_quiet_and_terminate_from_web(void) {
     TH_EQ_INT(post_signal(srv, fabrik_worker_wid(w), "quiet"), 200);
     TH_CHECK(CT_WAIT(fabrik_worker_state(w) == FABRIK_WORKER_QUIET, 5000));
     /* A FETCH that was already waiting on the server when the signal arrived may still get a
-     * job, as with Faktory; after the server's 2-second FETCH wait no thread fetches again. */
+     * job, as with Faktory. After the server's 2-second FETCH wait no thread fetches again. */
     th_sleep_ms(2500);
     push_numbered(c, "Numbered", "default", 2);
     th_sleep_ms(2500);
