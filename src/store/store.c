@@ -8,6 +8,7 @@
  *   4  jobs.expires_at (0 = never) and an index of the jobs that can still expire.
  *   5  jobs.ext (which extensions a job takes part in, enum job_ext) and jobs.bid; batches
  *      and batch_jobs (one row per member jid, so every count is per job, never per event).
+ *   6  unique_locks (one row per lock key) and tracking (one row per tracked jid).
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -97,6 +98,15 @@ static const char *const migrations[] = {
      "CREATE TABLE batch_jobs (bid TEXT NOT NULL, jid TEXT NOT NULL,"
      "  state INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
      "  PRIMARY KEY (bid, jid)) WITHOUT ROWID;"),
+    /* 5 -> 6 */
+    ("CREATE TABLE unique_locks (key TEXT PRIMARY KEY, jid TEXT NOT NULL,"
+     "  until_start INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX unique_locks_jid ON unique_locks(jid);"
+     "CREATE INDEX unique_locks_expiry ON unique_locks(expires_at);"
+     "CREATE TABLE tracking (jid TEXT PRIMARY KEY, state INTEGER NOT NULL, percent INTEGER,"
+     "  description TEXT, updated_at REAL NOT NULL, expires_at REAL NOT NULL DEFAULT 0)"
+     "  WITHOUT ROWID;"
+     "CREATE INDEX tracking_expiry ON tracking(expires_at) WHERE expires_at > 0;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -776,7 +786,8 @@ int store_flush(struct store *s) {
         return -1;
     char why[200];
     if (exec(s, "DELETE FROM jobs; DELETE FROM queues; DELETE FROM counters; DELETE FROM daily;"
-             " DELETE FROM batches; DELETE FROM batch_jobs;",
+             " DELETE FROM batches; DELETE FROM batch_jobs;"
+             " DELETE FROM unique_locks; DELETE FROM tracking;",
              why, sizeof why) != 0) {
         snprintf(s->error, sizeof s->error, "flush: %s", why);
         return -1;
