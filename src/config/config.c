@@ -111,6 +111,9 @@ static const struct option_row option_rows[] = {
     {"batch_ttl_days", 0, NULL, NULL, NULL, "fabrik", "batch_ttl_days", TYPE_LONG,
      FIELD(batch_ttl_days), "7", 1, 3650, true,
      "Days a finished batch and its status are kept"},
+    {"tracking_ttl_seconds", 0, NULL, NULL, NULL, "fabrik", "tracking_ttl_seconds", TYPE_LONG,
+     FIELD(tracking_ttl_seconds), "1800", 60, 2592000, true,
+     "Seconds the tracking data of a finished job are kept after their last update"},
 };
 
 #define ROW_COUNT (sizeof option_rows / sizeof option_rows[0])

@@ -31,6 +31,7 @@ struct config {
     long dead_ttl_days;      /* dead jobs older than this are removed */
     long dead_max;           /* the dead set keeps at most this many jobs, oldest removed first */
     long batch_ttl_days;     /* finished batches older than this are removed */
+    long tracking_ttl_seconds; /* tracking data of a finished job live this long after an update */
     char *tls_key_path;      /* <config dir>/private.key.pem when both TLS files exist, else NULL */
     char *tls_cert_path;     /* <config dir>/public.cert.pem when both TLS files exist, else NULL */
     json_t *document;        /* the merged TOML document as JSON (owned), for feature modules */

@@ -22,6 +22,8 @@ enum job_state {
 enum job_ext {
     JOB_EXT_BATCH = 1,      /* a member of a batch: custom.bid */
     JOB_EXT_CALLBACK = 2,   /* a batch's callback job */
+    JOB_EXT_UNIQUE = 4,     /* holds a unique lock: custom.unique_for */
+    JOB_EXT_TRACKED = 8,    /* has a tracking record: custom.track */
 };
 
 #define JOB_DEFAULT_RETRY 25

@@ -8,6 +8,8 @@
 #include <uthash.h>
 
 #include "ent/batch.h"
+#include "ent/track.h"
+#include "ent/unique.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -315,6 +317,10 @@ static int job_event(struct engine *e, const struct store_job *job, enum job_eve
         return 0;
     if ((job->ext & (JOB_EXT_BATCH | JOB_EXT_CALLBACK)) && batch_job_event(e, job, ev, now) != 0)
         return -1;
+    if ((job->ext & JOB_EXT_UNIQUE) && unique_job_event(e, job, ev, now) != 0)
+        return -1;
+    if ((job->ext & JOB_EXT_TRACKED) && track_job_event(e, job, ev, now) != 0)
+        return -1;
     return 0;
 }
 
@@ -383,6 +389,10 @@ int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, cha
     int rc = batch_admit(e, job, &bid, &ext, err, errlen);
     if (rc != 0)
         return rc;
+    rc = unique_admit(e, job, &info, now, &ext, err, errlen);
+    if (rc != 0)
+        return rc;
+    track_admit(job, &ext);
     char *payload = json_dumps(job, JSON_COMPACT);
     if (!payload) {
         snprintf(err, errlen, "cannot encode job %s", info.jid);
@@ -406,6 +416,8 @@ int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, cha
     free(payload);
     if (rc == 0 && (ext & JOB_EXT_BATCH))
         rc = batch_add_member(e, bid, info.jid, now);
+    if (rc == 0 && (ext & JOB_EXT_TRACKED))
+        rc = track_job_pushed(e, info.jid, now);
     if (rc != 0) {
         snprintf(err, errlen, "storage failure, job %s not stored: %s", info.jid,
                  store_error(e->store));
@@ -715,6 +727,15 @@ static int compute_deadline(struct engine *e) {
         return -1;
     if (rc > 0 && (e->next_deadline == 0 || batches < e->next_deadline))
         e->next_deadline = batches;
+    double locks = 0, records = 0;
+    if ((rc = unique_next_deadline(e, &locks)) < 0)
+        return -1;
+    if (rc > 0 && (e->next_deadline == 0 || locks < e->next_deadline))
+        e->next_deadline = locks;
+    if ((rc = track_next_deadline(e, &records)) < 0)
+        return -1;
+    if (rc > 0 && (e->next_deadline == 0 || records < e->next_deadline))
+        e->next_deadline = records;
     e->deadline_changed = true;
     return 0;
 }
@@ -741,6 +762,11 @@ int engine_tick(struct engine *e, double now) {
     int batches = batch_tick(e, now);
     if (batches < 0)
         return -1;
+    /* Lapsed unique locks and expired tracking records. */
+    int locks = unique_tick(e, now);
+    int records = locks < 0 ? -1 : track_tick(e, now);
+    if (locks < 0 || records < 0)
+        return -1;
     int slots = throttle_expire(&e->throttles, now, slot_freed, e);
     if (slots > 0)
         log_info("throttle_slots_timed_out", "slots=%d", slots);
@@ -753,7 +779,7 @@ int engine_tick(struct engine *e, double now) {
         return -1;
     /* A full batch means more is due now: come back at once. */
     if (sched == TICK_BATCH || retries == TICK_BATCH || expired == TICK_BATCH ||
-        removed == TICK_BATCH || batches > 0)
+        removed == TICK_BATCH || batches > 0 || locks > 0 || records > 0)
         e->next_deadline = now;
     return 0;
 }

@@ -92,6 +92,10 @@ void engine_abort(struct engine *e);
  * the store failed (err contains the reason). */
 int engine_push(struct engine *e, json_t *job, char *err, size_t errlen);
 
+/* engine_push's return when custom.unique_for asks for a lock that another job holds; err
+ * contains "Job not unique", which FWP sends as "-NOTUNIQUE Job not unique". */
+#define ENGINE_PUSH_NOT_UNIQUE 2
+
 /* engine_push for jobs the server makes itself (batch callbacks): the row carries bid and
  * the extension bits ext in addition to those the job's own fields ask for. */
 int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, char *err,

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "ent/batch.h"
+#include "ent/track.h"
 #include "net/server.h"
 #include "proto/proto.h"
 #include "util/log.h"
@@ -204,6 +205,9 @@ static void cmd_push(struct server *s, struct conn *c, const struct proto_comman
     int rc = engine_push(&s->engine, job, err, sizeof err);
     if (rc == 0) {
         resp_ok(conn_reply(c, true));
+    } else if (rc == ENGINE_PUSH_NOT_UNIQUE) {
+        /* Clients tell this code apart from -ERR (Ruby returns :NOTUNIQUE, for one). */
+        resp_coded_error(conn_reply(c, false), "NOTUNIQUE", err);
     } else {
         if (rc < 0)
             server_fail_tx(s, err);
@@ -248,7 +252,9 @@ static void cmd_pushb(struct server *s, struct conn *c, const struct proto_comma
             failed = true;
             break;
         }
-        if (rc > 0)
+        if (rc == ENGINE_PUSH_NOT_UNIQUE)
+            json_object_set_new(result, jid ? jid : "", json_sprintf("NOTUNIQUE %s", err));
+        else if (rc > 0)
             json_object_set_new(result, jid ? jid : "", json_string(err));
     }
     if (!failed) {
@@ -577,10 +583,61 @@ static void cmd_batch(struct server *s, struct conn *c, const struct proto_comma
     json_decref(doc);
 }
 
+/* TRACK SET {"jid":...,"percent":...,"desc":...,"reserve_until":...}: +OK once committed. */
+static void track_set_cmd(struct server *s, struct conn *c, const char *arg, size_t len) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(arg, len, 0, &jerr);
+    if (!doc) {
+        resp_errorf(conn_reply(c, false), "invalid JSON: %s at position %d", jerr.text,
+                    jerr.position);
+        return;
+    }
+    struct track_update update;
+    char err[256];
+    if (track_parse_set(doc, &update, err, sizeof err) != 0) {
+        resp_error(conn_reply(c, false), err);
+    } else if (track_set(&s->engine, &update, engine_now(&s->engine)) != 0) {
+        server_fail_tx(s, store_error(s->store));
+        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+    } else {
+        resp_ok(conn_reply(c, true));
+    }
+    json_decref(doc);
+}
+
+/* TRACK GET <jid>: the tracking document as a bulk string. */
+static void track_get_cmd(struct server *s, struct conn *c, const char *arg, size_t len) {
+    if (len == 0 || memchr(arg, ' ', len)) {
+        resp_error(conn_reply(c, false), "TRACK GET takes one jid: TRACK GET <jid>");
+        return;
+    }
+    char *jid = xstrndup(arg, len);
+    json_t *doc = track_get(&s->engine, jid, engine_now(&s->engine));
+    if (!doc) {
+        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+    } else {
+        char *text = json_dumps(doc, JSON_COMPACT);
+        resp_bulk(conn_reply(c, false), text, strlen(text));
+        free(text);
+    }
+    json_decref(doc);
+    free(jid);
+}
+
 static void cmd_track(struct server *s, struct conn *c, const struct proto_command *cmd) {
-    (void)s;
-    (void)cmd;
-    resp_error(conn_reply(c, false), "tracking subsystem is not available yet");
+    static const char form[] = "TRACK SET {\"jid\":\"...\",\"percent\":50} or TRACK GET <jid>";
+    if (!require_args(c, cmd, form))
+        return;
+    const char *space = memchr(cmd->args, ' ', cmd->args_len);
+    size_t sub_len = space ? (size_t)(space - cmd->args) : cmd->args_len;
+    const char *arg = space ? space + 1 : cmd->args + cmd->args_len;
+    size_t arg_len = cmd->args_len - (size_t)(arg - cmd->args);
+    if (sub_len == 3 && strncasecmp(cmd->args, "SET", 3) == 0 && arg_len > 0)
+        track_set_cmd(s, c, arg, arg_len);
+    else if (sub_len == 3 && strncasecmp(cmd->args, "GET", 3) == 0)
+        track_get_cmd(s, c, arg, arg_len);
+    else
+        resp_errorf(conn_reply(c, false), "TRACK takes %s", form);
 }
 
 /* DEBUG CLOCK <seconds>: development only, for tests of timed behaviour. */
