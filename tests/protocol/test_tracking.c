@@ -346,6 +346,27 @@ static void flush_clears_records(void) {
     th_server_stop(srv);
 }
 
+/* A tracked member of a batch: both follow the job. */
+static void tracked_job_in_batch(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    const struct th_reply *r =
+        th_cmd(c, "BATCH NEW {\"success\":{\"jobtype\":\"Done\",\"args\":[],\"queue\":\"cb\"}}");
+    TH_EQ_INT(r->kind, TH_BULK);
+    const char *bid = th_fmt("%s", r->body);
+    TH_PUSH(c, "member-0001", th_fmt("\"custom\":{\"bid\":\"%s\",\"track\":1}", bid));
+    TH_OK(c, "BATCH COMMIT %s", bid);
+    EXPECT_STATE(c, "member-0001", "enqueued");
+    TH_FETCH_JID(c, "default", "member-0001");
+    TH_OK(c, "TRACK SET {\"jid\":\"member-0001\",\"percent\":90}");
+    TH_OK(c, "ACK {\"jid\":\"member-0001\"}");
+    json_t *doc = TRACK_GET(c, "member-0001");
+    TH_EQ_STR(TH_JSTR(doc, "state"), "success");
+    TH_EQ_INT(TH_JINT(doc, "percent"), 90);
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 1);
+    th_server_stop(srv);
+}
+
 /* ---- durability ---- */
 
 /* Progress and the extended reservation survive a crash: the job is not handed out again at
@@ -399,6 +420,7 @@ int main(int argc, char **argv) {
         TH_CASE(finished_record_expires),
         TH_CASE(configured_ttl),
         TH_CASE(flush_clears_records),
+        TH_CASE(tracked_job_in_batch),
         TH_CASE(records_and_extension_survive_sigkill),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

@@ -4,7 +4,7 @@
  * delay of a scheduled job), release on ACK or on FETCH with unique_until = "start", the lock
  * kept through retries and released when the job can no longer run (discarded, dead, killed,
  * deleted, expired, its queue removed), validation of both options, PUSHB results, FLUSH,
- * a throttled queue, batches, and locks that survive SIGKILL. Server time moves with
+ * a throttled queue, a batch, and locks that survive SIGKILL. Server time moves with
  * DEBUG CLOCK. */
 #include "harness.h"
 
@@ -416,6 +416,38 @@ static void throttled_queue_keeps_locks(void) {
     th_server_stop(srv);
 }
 
+/* Sends BATCH NEW with a success callback into queue "cb" and returns the bid. */
+static const char *batch_new(struct th_conn *c) {
+    const struct th_reply *r =
+        th_cmd(c, "BATCH NEW {\"success\":{\"jobtype\":\"Done\",\"args\":[],\"queue\":\"cb\"}}");
+    TH_EQ_INT(r->kind, TH_BULK);
+    return th_fmt("%s", r->body);
+}
+
+/* A unique job in a batch: a rejected duplicate does not join the batch, and the member's ACK
+ * both releases the lock and completes the batch. */
+static void unique_job_in_batch(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *c = th_producer(srv);
+    const char *bid = batch_new(c);
+    const char *member = th_fmt("\"custom\":{\"bid\":\"%s\",\"unique_for\":600}", bid);
+    PUSH_REPORT(c, "batch-a-0001", member, "+OK");
+    PUSH_REPORT(c, "batch-b-0001", member, NOT_UNIQUE);
+    /* Outside the batch the key is the same. */
+    PUSH_REPORT(c, "batch-c-0001", unique_for("600"), NOT_UNIQUE);
+    TH_OK(c, "BATCH COMMIT %s", bid);
+    const struct th_reply *r = th_cmd(c, "BATCH STATUS %s", bid);
+    TH_EQ_INT(r->kind, TH_BULK);
+    json_t *status = TH_JSON(r->body, r->body_len);
+    TH_EQ_INT(TH_JINT(status, "total"), 1);
+
+    TH_FETCH_JID(c, "default", "batch-a-0001");
+    ack(c, "batch-a-0001");
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 1);
+    PUSH_REPORT(c, "batch-d-0001", member, "+OK");
+    th_server_stop(srv);
+}
+
 /* ---- durability ---- */
 
 static void locks_survive_sigkill(void) {
@@ -477,6 +509,7 @@ int main(int argc, char **argv) {
         TH_CASE(invalid_options_rejected),
         TH_CASE(pushb_reports_not_unique),
         TH_CASE(throttled_queue_keeps_locks),
+        TH_CASE(unique_job_in_batch),
         TH_CASE(locks_survive_sigkill),
     };
     return th_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
