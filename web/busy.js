@@ -4,7 +4,7 @@ import { apiGet, apiPost, url } from './api.js';
 import {
     formatArgs, formatKilobytes, formatNumber, h, pluralize, timeElement,
 } from './dom.js';
-import { renderJobDetail } from './jobview.js';
+import { progressView, renderJobDetail } from './jobview.js';
 import { confirmAction, runAction, showDialog } from './shell.js';
 import { emptyTableRow, syncRows } from './table.js';
 
@@ -62,6 +62,7 @@ function jobRow(job) {
         h('td', null, h('a', { href: url(`/queues/${encodeURIComponent(job.queue)}`) }, job.queue)),
         h('td', null, job.display_type || job.jobtype),
         h('td', { class: 'args' }, formatArgs(job.args)),
+        h('td', null, progressView(job.progress) || '–'),
         h('td', null, timeElement(job.at)),
         h('td', { class: 'actions' }, h('button', {
             type: 'button',
@@ -130,7 +131,7 @@ export function createBusyView() {
                 h('section', { 'aria-labelledby': 'jobs-title' },
                     h('h2', { id: 'jobs-title' }, 'Jobs in progress'),
                     tableOf('Jobs in progress', [['Worker ID'], ['JID'], ['Queue'], ['Job type'],
-                        ['Arguments'], ['Reservation expires'],
+                        ['Arguments'], ['Progress'], ['Reservation expires'],
                         [h('span', { class: 'visually-hidden' }, 'Actions')]],
                     jobsBody)));
         },
@@ -144,7 +145,7 @@ export function createBusyView() {
             syncRows(workersBody, workers, (w) => w.wid, workerRow,
                 () => emptyTableRow(8, 'No worker processes are connected.'));
             syncRows(jobsBody, jobs, (j) => j.id, jobRow,
-                () => emptyTableRow(7, 'No jobs are in progress.'));
+                () => emptyTableRow(8, 'No jobs are in progress.'));
         },
 
         unmount() {

@@ -39,6 +39,21 @@ export function stateName(state) {
     return STATE_NAMES[state] || state;
 }
 
+// The progress a tracked job reported with TRACK SET, as a bar with its percent and
+// description, or null for a job that is not tracked (job.progress is null).
+export function progressView(progress) {
+    if (!progress) {
+        return null;
+    }
+    const hasPercent = Number.isInteger(progress.percent);
+    const label = [hasPercent ? `${progress.percent}%` : null, progress.desc || null]
+        .filter(Boolean).join(' – ') || 'No progress reported';
+    return h('span', { class: 'job-progress' },
+        hasPercent ? h('progress', { max: '100', value: String(progress.percent),
+            'aria-label': `${progress.percent}% done` }) : null,
+        h('span', { class: 'job-progress-text' }, label));
+}
+
 function fieldsList(job) {
     const typeText = job.display_type && job.display_type !== job.jobtype
         ? [job.display_type, ' ', h('span', { class: 'muted' }, `(${job.jobtype})`)]
@@ -55,7 +70,8 @@ function fieldsList(job) {
         row('Created', timeValue(job.created_at)),
         row('Enqueued', job.enqueued_at ? timeValue(job.enqueued_at) : 'Not yet enqueued'),
         job.at && AT_LABELS[job.state] ? row(AT_LABELS[job.state], timeValue(job.at)) : null,
-        job.wid ? row('Worker', h('span', { class: 'jid' }, job.wid)) : null);
+        job.wid ? row('Worker', h('span', { class: 'jid' }, job.wid)) : null,
+        job.progress ? row('Progress', progressView(job.progress)) : null);
 }
 
 function customSection(custom) {

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <uthash.h>
 
+#include "ent/track.h"
 #include "net/server.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -83,6 +84,39 @@ static json_t *job_json(const struct store_job *row) {
 static int append_job(void *ctx, const struct store_job *row) {
     json_array_append_new(ctx, job_json(row));
     return 0;
+}
+
+/* Adds "progress" to a job object: the tracking record of a tracked job ({"state",
+ * "updated_at", "percent", "desc"}), or null when the job is not tracked or its record is
+ * gone. Returns 0, or -1 when the store failed. */
+static int add_progress(struct server *s, json_t *job, const struct store_job *row) {
+    struct store_tracking t = {0};
+    int rc = 0;
+    if (row->ext & JOB_EXT_TRACKED)
+        rc = track_lookup(&s->engine, row->jid, engine_now(&s->engine), &t);
+    json_t *progress = json_null();
+    if (rc > 0) {
+        json_decref(progress);
+        progress = track_document(row->jid, &t);
+        json_object_del(progress, "jid");
+    }
+    json_object_set_new(job, "progress", progress);
+    store_tracking_clear(&t);
+    return rc < 0 ? -1 : 0;
+}
+
+struct busy_jobs {
+    struct server *s;
+    json_t *jobs;
+    bool failed;   /* a progress lookup failed and stopped the listing */
+};
+
+static int append_busy_job(void *ctx, const struct store_job *row) {
+    struct busy_jobs *busy = ctx;
+    json_t *job = job_json(row);
+    json_array_append_new(busy->jobs, job);
+    busy->failed = add_progress(busy->s, job, row) != 0;
+    return busy->failed;
 }
 
 /* ---- parameters --------------------------------------------------------------------------- */
@@ -265,8 +299,11 @@ static void api_busy_get(struct web_request *r) {
     json_t *jobs = json_array();
     struct store_query q = {.state = JOB_WORKING, .limit = MAX_BUSY_JOBS};
     int rc = store_scan(s->store, JOB_WORKING, count_busy, &counts);
+    struct busy_jobs busy = {.s = s, .jobs = jobs};
     if (rc == 0)
-        rc = store_list(s->store, &q, append_job, jobs);
+        rc = store_list(s->store, &q, append_busy_job, &busy);
+    if (busy.failed)
+        rc = -1;
     if (rc != 0) {
         web_reply_error(r, 503, "cannot read the working set: %s", store_error(s->store));
         json_decref(jobs);
@@ -534,8 +571,18 @@ static void api_job(struct web_request *r, const char *id_text) {
         web_reply_error(r, 503, "cannot read job %lld: %s", id, store_error(r->srv->store));
     else if (rc == 0)
         web_reply_error(r, 404, "job %lld does not exist (it may have run or been deleted)", id);
-    else
-        web_reply_json(r, 200, json_pack("{s:o}", "job", job_json(&row)));
+    if (rc <= 0) {
+        store_job_clear(&row);
+        return;
+    }
+    json_t *job = job_json(&row);
+    if (add_progress(r->srv, job, &row) != 0) {
+        web_reply_error(r, 503, "cannot read the progress of job %lld: %s", id,
+                        store_error(r->srv->store));
+        json_decref(job);
+    } else {
+        web_reply_json(r, 200, json_pack("{s:o}", "job", job));
+    }
     store_job_clear(&row);
 }
 
