@@ -81,10 +81,6 @@ static json_t *job_json(const struct store_job *row) {
     return job;
 }
 
-static int append_job(void *ctx, const struct store_job *row) {
-    json_array_append_new(ctx, job_json(row));
-    return 0;
-}
 
 /* Adds "progress" to a job object: the tracking record of a tracked job ({"state",
  * "updated_at", "percent", "desc"}), or null when the job is not tracked or its record is
@@ -105,18 +101,26 @@ static int add_progress(struct server *s, json_t *job, const struct store_job *r
     return rc < 0 ? -1 : 0;
 }
 
-struct busy_jobs {
+/* A listing of job objects being built by store_list. */
+struct job_list {
     struct server *s;
     json_t *jobs;
     bool failed;   /* a progress lookup failed and stopped the listing */
 };
 
-static int append_busy_job(void *ctx, const struct store_job *row) {
-    struct busy_jobs *busy = ctx;
+static int append_job(void *ctx, const struct store_job *row) {
+    struct job_list *list = ctx;
     json_t *job = job_json(row);
-    json_array_append_new(busy->jobs, job);
-    busy->failed = add_progress(busy->s, job, row) != 0;
-    return busy->failed;
+    json_array_append_new(list->jobs, job);
+    list->failed = add_progress(list->s, job, row) != 0;
+    return list->failed;
+}
+
+/* store_list into a JSON array of job objects. Returns 0 or -1. */
+static int list_jobs(struct server *s, const struct store_query *q, json_t *jobs) {
+    struct job_list list = {.s = s, .jobs = jobs};
+    int rc = store_list(s->store, q, append_job, &list);
+    return rc != 0 || list.failed ? -1 : 0;
 }
 
 /* ---- parameters --------------------------------------------------------------------------- */
@@ -299,11 +303,8 @@ static void api_busy_get(struct web_request *r) {
     json_t *jobs = json_array();
     struct store_query q = {.state = JOB_WORKING, .limit = MAX_BUSY_JOBS};
     int rc = store_scan(s->store, JOB_WORKING, count_busy, &counts);
-    struct busy_jobs busy = {.s = s, .jobs = jobs};
     if (rc == 0)
-        rc = store_list(s->store, &q, append_busy_job, &busy);
-    if (busy.failed)
-        rc = -1;
+        rc = list_jobs(s, &q, jobs);
     if (rc != 0) {
         web_reply_error(r, 503, "cannot read the working set: %s", store_error(s->store));
         json_decref(jobs);
@@ -375,7 +376,7 @@ static void api_queue_get(struct web_request *r, const char *name) {
     if (paging(r, &q, &page, &per) != 0)
         return;
     json_t *jobs = json_array();
-    if (store_list(s->store, &q, append_job, jobs) != 0 || store_count(s->store, &q, &total) != 0) {
+    if (list_jobs(s, &q, jobs) != 0 || store_count(s->store, &q, &total) != 0) {
         json_decref(jobs);
         web_reply_error(r, 503, "cannot read queue %s: %s", name, store_error(s->store));
         return;
@@ -474,7 +475,7 @@ static void api_set_get(struct web_request *r, enum job_state state) {
         return;
     json_t *jobs = json_array(), *types = json_array(), *queues = json_array(),
            *errtypes = json_array();
-    int rc = store_list(s->store, &q, append_job, jobs);
+    int rc = list_jobs(s, &q, jobs);
     if (rc == 0)
         rc = store_count(s->store, &q, &total);
     if (rc == 0)

@@ -72,7 +72,7 @@ function assertRfc3339(value, what) {
 }
 
 const JOB_KEYS = ['args', 'at', 'created_at', 'custom', 'display_type', 'enqueued_at', 'failure',
-    'id', 'jid', 'jobtype', 'payload', 'priority', 'queue', 'state', 'wid'];
+    'id', 'jid', 'jobtype', 'payload', 'priority', 'progress', 'queue', 'state', 'wid'];
 
 function assertJobShape(job, what) {
     assert.deepEqual(Object.keys(job).sort(), JOB_KEYS, `${what}: job keys`);

@@ -1,6 +1,6 @@
 'use strict';
 // Progress of tracked jobs (custom.track = 1, TRACK SET) in the HTTP API and the web UI: the
-// "progress" member of the jobs in /api/busy and /api/jobs/<id>, the Progress column of the
+// "progress" member of job objects (/api/busy, the set listings, /api/jobs/<id>), the Progress column of the
 // Busy page and the Progress row of the job detail block. Uses its own server, seeded over
 // FWP, and Debian's Chromium through playwright-core.
 
@@ -115,6 +115,7 @@ describe('progress in the HTTP API', () => {
         const retries = await getJson('/api/sets/retries');
         const row = retries.jobs.find((job) => job.jid === seeded.retry.jid);
         assert.ok(row, 'the failed tracked job is in the retry set');
+        assert.equal(row.progress.percent, 70, 'listings carry progress too');
         const { job } = await getJson(`/api/jobs/${row.id}`);
         assert.equal(job.progress.state, 'failed');
         assert.equal(job.progress.percent, 70);
