@@ -180,6 +180,7 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg->max_job_bytes, 16777216);
     assert_int_equal(cfg->max_connections, 2000);
     assert_int_equal(cfg->dead_ttl_days, 180);
+    assert_int_equal(cfg->tracking_ttl_seconds, 1800);
     assert_int_equal(cfg->dead_max, 100000);
     assert_null(cfg->tls_key_path);
     assert_null(cfg->tls_cert_path);
@@ -704,6 +705,7 @@ static void test_fabrik_keys_valid(void **state) {
                                    "max_connections = 100000\n"
                                    "dead_ttl_days = 3650\n"
                                    "dead_max = 0\n"
+                                   "tracking_ttl_seconds = 2592000\n"
                                    "log_level = \"error\"\n");
     LOAD_OK(f, "-e", "development");
     assert_int_equal(f->cfg.durability, DURABILITY_OS);
@@ -712,6 +714,7 @@ static void test_fabrik_keys_valid(void **state) {
     assert_int_equal(f->cfg.max_connections, 100000);
     assert_int_equal(f->cfg.dead_ttl_days, 3650);
     assert_int_equal(f->cfg.dead_max, 0);
+    assert_int_equal(f->cfg.tracking_ttl_seconds, 2592000);
     assert_int_equal(f->cfg.log_level, LOG_ERROR);
 
     write_conf(f, "conf.d/a.toml", "[fabrik]\n"
@@ -755,6 +758,12 @@ static void test_fabrik_keys_invalid(void **state) {
         {"dead_ttl_days = 3651", "[fabrik] dead_ttl_days: allowed range is 1 to 3650"},
         {"dead_max = -1", "[fabrik] dead_max: allowed range is 0 to 100000000"},
         {"dead_max = 100000001", "[fabrik] dead_max: allowed range is 0 to 100000000"},
+        {"tracking_ttl_seconds = 59",
+         "[fabrik] tracking_ttl_seconds: allowed range is 60 to 2592000"},
+        {"tracking_ttl_seconds = 2592001",
+         "[fabrik] tracking_ttl_seconds: allowed range is 60 to 2592000"},
+        {"tracking_ttl_seconds = \"30m\"",
+         "invalid value \"30m\" for [fabrik] tracking_ttl_seconds: expected an integer"},
         {"log_level = \"loud\"", "[fabrik] log_level: legal values are error, warn, info"},
         {"log_level = [\"info\"]", "invalid value [\"info\"] for [fabrik] log_level"},
         {"max_line_bytes = 2048\nmax_job_bytes = 4096",
