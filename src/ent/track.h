@@ -2,8 +2,8 @@
  * follows its state (enqueued, working, success, failed, dead) and keeps the progress that
  * TRACK SET reports (percent, desc). TRACK SET can also extend the job's reservation. Records
  * live in SQLite (store/tracking.h) and change inside the transaction of the job change, so
- * they survive restarts and roll back with a failed iteration. While the job can still run its
- * record is kept; once the job succeeded, died or was dropped, the record is removed
+ * they survive restarts and roll back with a failed iteration. A record is kept while its job
+ * can still run. Once the job succeeded, died or was dropped, the record is removed
  * tracking_ttl_seconds after its last update. */
 #ifndef FABRIK_ENT_TRACK_H
 #define FABRIK_ENT_TRACK_H
@@ -15,7 +15,7 @@
 #include "engine/engine.h"
 #include "store/tracking.h"
 
-/* The states TRACK GET reports; stored as integers, so the values never change. */
+/* The states TRACK GET reports. They are stored as integers, so the values never change. */
 enum track_state {
     TRACK_UNKNOWN = 0,
     TRACK_ENQUEUED = 1,   /* in a queue or the scheduled set */
@@ -25,7 +25,7 @@ enum track_state {
     TRACK_DEAD = 5,
 };
 
-/* Longest description kept, in bytes; a longer one is cut at a UTF-8 character boundary. */
+/* Maximum description length in bytes. A longer one is cut at a UTF-8 character boundary. */
 #define TRACK_DESC_MAX 1000
 /* How far ahead reserve_until may move a reservation: the longest reserve_for. */
 #define TRACK_MAX_EXTENSION 86400.0

@@ -1,9 +1,9 @@
 'use strict';
 // Unique jobs and job tracking with the real faktory-worker client, which sets both through
-// Job#custom. A duplicate push must fail with the server's NOTUNIQUE reply (and appear in
-// pushBulk's rejections), the lock must be released once a Worker ran the job, and a job that
+// Job#custom. A duplicate push must fail with the server's NOTUNIQUE reply and appear in
+// pushBulk's rejections. The lock must be released once a Worker ran the job. A job that
 // reports progress while it runs must read as success with that progress afterwards. The
-// client has no TRACK or DEBUG command, so those go over a raw FWP connection.
+// client has no TRACK command, so TRACK goes over a raw FWP connection.
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');

@@ -1,5 +1,5 @@
 /* Unique jobs against the real server. A job with custom.unique_for takes a lock keyed on its
- * job type, arguments and queue; a second job with the same key gets "-NOTUNIQUE Job not
+ * job type, arguments and queue. A second job with the same key gets "-NOTUNIQUE Job not
  * unique" while the lock is held. The cases cover the lock span (unique_for from PUSH, plus the
  * delay of a scheduled job), release on ACK or on FETCH with unique_until = "start", the lock
  * kept through retries and released when the job can no longer run (discarded, dead, killed,
