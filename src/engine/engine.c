@@ -239,6 +239,12 @@ static int cron_push(struct engine *e, const struct cron_entry *c, const char *r
                  json_string_value(json_object_get(job, "jid")),
                  json_string_value(json_object_get(job, "queue")),
                  json_string_value(json_object_get(job, "jobtype")), c->schedule, reason);
+    else if (rc == ENGINE_PUSH_NOT_UNIQUE)
+        /* A unique cron job whose previous run still holds its lock: the lock works as
+         * intended, so this is news, not an error. */
+        log_info("cron_skipped_not_unique", "schedule=\"%s\" source=\"%s\" jobtype=%s",
+                 c->schedule, c->source,
+                 json_string_value(json_object_get(job, "jobtype")));
     else
         log_error("cron_push_failed", "schedule=\"%s\" source=\"%s\" error=\"%s\"",
                   c->schedule, c->source, err);

@@ -443,6 +443,23 @@ static void missed_runs_collapse_into_one_job(void) {
     TH_EQ_INT(entry_time(entry, "next_run"), floor(now / 60) * 60 + 60);
 }
 
+/* A minutely entry with unique_for longer than a minute: the run whose previous job still
+ * holds the lock is skipped and logged at info, not as a failure. */
+static void unique_entry_skips_locked_run(void) {
+    struct th_server_opts opts = {
+        .toml = "[[cron]]\nschedule = \"* * * * *\"\n[cron.job]\ntype = \"U\"\nqueue = \"u\"\n"
+                "[cron.job.custom]\nunique_for = 65\n"};
+    struct th_server *srv = th_server_start(&opts);
+    struct th_conn *c = th_producer(srv);
+    TH_CLOCK(c, 60);
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "u"), 1);
+    TH_CLOCK(c, 60);
+    TH_EQ_INT(TH_QUEUE_SIZE(c, "u"), 1);
+    TH_CHECK(th_server_log_contains(srv, "level=info event=cron_skipped_not_unique"));
+    TH_CHECK(!th_server_log_contains(srv, "event=cron_push_failed"));
+    th_server_stop(srv);
+}
+
 /* Runs missed while the server was running collapse into one job however many there are. The
  * server stops counting missed runs after 100,000 (70 days of a per-minute entry), so today
  * it records an old run as the last one and pushes a second job on the next tick. Counting
@@ -990,6 +1007,7 @@ int main(int argc, char **argv) {
         TH_CASE(entry_fires_on_time_not_before),
         TH_CASE(job_has_template_fields),
         TH_CASE(missed_runs_collapse_into_one_job),
+        TH_CASE(unique_entry_skips_locked_run),
         TH_CASE(many_missed_runs_collapse),
         TH_CASE(restart_after_sigterm_neither_skips_nor_repeats),
         TH_CASE(restart_after_sigkill_neither_skips_nor_repeats),
