@@ -946,3 +946,90 @@ int store_earliest_expiry(struct store *s, double *at) {
         return store_fail(s, "find earliest expiry");
     return found;
 }
+
+/* ---- online backup ---- */
+
+/* A copy of the open database into another file through SQLite's backup API. The copy reads
+ * through the server's own connection, because exclusive locking keeps every other connection
+ * out. Writes that this connection commits between two steps are applied to the copy by
+ * SQLite, so the finished file matches the database at the moment of the last step. */
+struct store_backup {
+    struct store *store;
+    sqlite3 *dest;
+    sqlite3_backup *backup;
+    char *path;
+    int64_t copied, total;   /* pages, as of the last step */
+};
+
+int store_backup_begin(struct store *s, const char *path, struct store_backup **out, char *err,
+                       size_t errlen) {
+    *out = NULL;
+    struct store_backup *b = xcalloc(1, sizeof *b);
+    b->store = s;
+    b->path = xstrdup(path);
+    /* No journal and no fsync while copying: an unfinished copy is deleted, never used, and
+     * the caller syncs the finished file once. */
+    if (sqlite3_open_v2(path, &b->dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(b->dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the backup file %s: %s", path,
+                 sqlite3_errmsg(b->dest));
+        store_backup_free(b);
+        return -1;
+    }
+    b->backup = sqlite3_backup_init(b->dest, "main", s->db, "main");
+    if (!b->backup) {
+        snprintf(err, errlen, "cannot start the backup into %s: %s", path,
+                 sqlite3_errmsg(b->dest));
+        store_backup_free(b);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+int store_backup_step(struct store_backup *b, int pages, char *err, size_t errlen) {
+    if (!b->backup) {
+        snprintf(err, errlen, "the backup into %s is already complete", b->path);
+        return -1;
+    }
+    if (b->store->in_tx) {
+        snprintf(err, errlen, "a backup step needs the open transaction committed first");
+        return -1;
+    }
+    int rc = sqlite3_backup_step(b->backup, pages);
+    b->total = sqlite3_backup_pagecount(b->backup);
+    b->copied = b->total - sqlite3_backup_remaining(b->backup);
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return 0;
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "copying into %s failed: %s", b->path, sqlite3_errstr(rc));
+        return -1;
+    }
+    sqlite3_backup_finish(b->backup);
+    b->backup = NULL;
+    rc = sqlite3_close(b->dest);
+    b->dest = NULL;
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "closing %s failed: %s", b->path, sqlite3_errstr(rc));
+        return -1;
+    }
+    return 1;
+}
+
+void store_backup_progress(const struct store_backup *b, int64_t *copied, int64_t *total) {
+    *copied = b->copied;
+    *total = b->total;
+}
+
+void store_backup_free(struct store_backup *b) {
+    if (!b)
+        return;
+    if (b->backup)
+        sqlite3_backup_finish(b->backup);
+    if (b->dest)
+        sqlite3_close(b->dest);
+    free(b->path);
+    free(b);
+}

@@ -142,4 +142,22 @@ int store_trim_dead(struct store *s, double before, int64_t max_keep, int64_t *r
 /* Deletes every job, queue and counter. */
 int store_flush(struct store *s);
 
+/* An online copy of the database into another file, taken a few pages per step so the loop
+ * keeps serving between steps (SQLite's backup API). */
+struct store_backup;
+
+/* Starts a copy into path, an existing empty file that the caller created. Returns 0 with
+ * *out (freed with store_backup_free), or -1 with a message in err. */
+int store_backup_begin(struct store *s, const char *path, struct store_backup **out, char *err,
+                       size_t errlen);
+/* Copies up to `pages` more pages; call it with no transaction open, so the copy contains
+ * committed changes only. Returns 1 when the copy is complete and its file closed (not yet
+ * fsynced), 0 when pages remain, -1 with a message in err. */
+int store_backup_step(struct store_backup *b, int pages, char *err, size_t errlen);
+/* Pages copied so far and the database's size in pages, both as of the last step. */
+void store_backup_progress(const struct store_backup *b, int64_t *copied, int64_t *total);
+/* Stops an unfinished copy and releases b; the file stays for the caller to remove. Accepts
+ * NULL. */
+void store_backup_free(struct store_backup *b);
+
 #endif

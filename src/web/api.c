@@ -1,11 +1,18 @@
 /* The JSON API under /api/ and the Prometheus metrics; docs/http-api.md is the contract. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <uthash.h>
 
 #include "ent/track.h"
@@ -650,6 +657,259 @@ static void api_cron_post(struct web_request *r, const char *key) {
     json_decref(doc);
 }
 
+/* ---- /api/backup --------------------------------------------------------------------------- */
+
+/* Pages copied per loop iteration: 4 MiB with SQLite's default page size of 4096 bytes, a
+ * few milliseconds of copying between two rounds of FWP work. */
+#define BACKUP_STEP_PAGES 1024
+#define BACKUP_DIR "backups"
+
+/* One POST /api/backup: the copy advances one step per loop iteration, and the request is
+ * answered when the copy is complete. */
+struct backup_task {
+    struct server *srv;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;   /* NULL once libevent has freed the connection */
+    struct store_backup *copy;
+    struct event *step_event;
+    char name[64];                    /* file name in the backups directory */
+    char partial[PATH_MAX];           /* where the copy is written */
+    char path[PATH_MAX];              /* where the finished copy is renamed to */
+    double started;                   /* monotonic */
+};
+
+static void backup_free(struct backup_task *t) {
+    if (t->conn)
+        evhttp_connection_set_closecb(t->conn, NULL, NULL);
+    if (t->step_event)
+        event_free(t->step_event);
+    store_backup_free(t->copy);
+    free(t);
+}
+
+static void backup_schedule(struct backup_task *t) {
+    /* A zero timeout, not event_active: the step runs in the next loop iteration, after the
+     * FWP work that is ready by then. */
+    struct timeval now = {0, 0};
+    evtimer_add(t->step_event, &now);
+}
+
+static void backup_fail(struct backup_task *t, int code, const char *why) {
+    unlink(t->partial);
+    log_error("backup_failed", "file=%s error=\"%s\"", t->partial, why);
+    struct web_request r = {.srv = t->srv, .req = t->req};
+    web_reply_error(&r, code, "backup failed: %s", why);
+    backup_free(t);
+}
+
+/* Makes a finished copy durable under its final name: the file's data, then its directory
+ * entry. Returns 0, or -1 with a message in err. */
+static int backup_publish(struct backup_task *t, char *err, size_t errlen) {
+    int fd = open(t->partial, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "fsync of %s failed: %s", t->partial, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    if (rename(t->partial, t->path) != 0) {
+        snprintf(err, errlen, "renaming %s to %s failed: %s", t->partial, t->path,
+                 strerror(errno));
+        return -1;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/" BACKUP_DIR, t->srv->cfg.data_dir);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "fsync of %s failed: %s", dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static void add_queue_size(void *ctx, const char *name, int64_t size, bool paused) {
+    (void)paused;
+    json_object_set_new(ctx, name, json_integer(size));
+}
+
+/* The job counts of the copy. Called in the step that completed it, with nothing committed
+ * since, so the engine's counts are those of the copy. */
+static json_t *backup_counts(struct engine *e) {
+    json_t *queues = json_object();
+    engine_each_queue(e, add_queue_size, queues);
+    return json_pack("{s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I}", "jobs", "queued",
+                     (json_int_t)e->set_size[JOB_QUEUED], "scheduled",
+                     (json_int_t)e->set_size[JOB_SCHEDULED], "retries",
+                     (json_int_t)e->set_size[JOB_RETRY], "working",
+                     (json_int_t)e->set_size[JOB_WORKING], "dead",
+                     (json_int_t)e->set_size[JOB_DEAD], "queues", queues, "processed",
+                     (json_int_t)e->processed, "failures", (json_int_t)e->failures);
+}
+
+static void backup_finish(struct backup_task *t) {
+    json_t *doc = backup_counts(&t->srv->engine);
+    int64_t pages, total;
+    store_backup_progress(t->copy, &pages, &total);
+    char err[PATH_MAX * 2 + 128];
+    if (backup_publish(t, err, sizeof err) != 0) {
+        json_decref(doc);
+        backup_fail(t, 500, err);
+        return;
+    }
+    struct stat st;
+    int64_t bytes = stat(t->path, &st) == 0 ? (int64_t)st.st_size : 0;
+    double seconds = time_mono() - t->started;
+    char ts[32];
+    time_format_rfc3339(time_wall(), ts);
+    json_object_set_new(doc, "name", json_string(t->name));
+    json_object_set_new(doc, "file", json_string(t->path));
+    json_object_set_new(doc, "bytes", json_integer(bytes));
+    json_object_set_new(doc, "pages", json_integer(pages));
+    json_object_set_new(doc, "seconds", json_real(seconds));
+    json_object_set_new(doc, "created_at", json_string(ts));
+    log_info("backup_finished", "file=%s bytes=%lld pages=%lld seconds=%.3f", t->path,
+             (long long)bytes, (long long)pages, seconds);
+    struct web_request r = {.srv = t->srv, .req = t->req};
+    web_reply_json(&r, 200, doc);
+    backup_free(t);
+}
+
+static void backup_step_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct backup_task *t = arg;
+    /* Commit this iteration's writes first, so the copy never contains a change that could
+     * still roll back. When the iteration already failed, the rollback runs at the end of the
+     * iteration, and the step waits for the next one. */
+    if (server_commit_now(t->srv) != 0) {
+        backup_schedule(t);
+        return;
+    }
+    char err[PATH_MAX + 256];
+    int rc = store_backup_step(t->copy, BACKUP_STEP_PAGES, err, sizeof err);
+    if (rc < 0)
+        backup_fail(t, 503, err);
+    else if (rc == 0)
+        backup_schedule(t);
+    else
+        backup_finish(t);
+}
+
+/* libevent frees the HTTP connection: the client went away, or the web port is closing at
+ * shutdown. A request that the client left is detached from its connection and still
+ * ours, so the copy goes on and the reply frees the request. At shutdown the request goes
+ * with its connection, so the copy stops and its file is removed. */
+static void backup_conn_closed_cb(struct evhttp_connection *conn, void *arg) {
+    (void)conn;
+    struct backup_task *t = arg;
+    t->conn = NULL;
+    if (!evhttp_request_get_connection(t->req))
+        return;
+    log_warn("backup_aborted", "file=%s reason=\"the web port closed\"", t->partial);
+    unlink(t->partial);
+    backup_free(t);
+}
+
+/* Creates <data dir>/backups/ and an empty, new file for the copy; fills the task's names.
+ * Returns 0, or -1 after replying. */
+static int backup_create_file(struct web_request *r, struct backup_task *t) {
+    const char *data_dir = r->srv->cfg.data_dir;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/" BACKUP_DIR, data_dir);
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        web_reply_error(r, 500, "cannot create the backup directory %s: %s", dir,
+                        strerror(errno));
+        return -1;
+    }
+
+    /* Millisecond names keep the order of creation; two backups started in the same
+     * millisecond meet at O_EXCL and the second gets a 409. */
+    double now = time_wall();
+    time_t secs = (time_t)now;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+    snprintf(t->name, sizeof t->name, "fabrik-%s.%03dZ.db", stamp,
+             (int)((now - (double)secs) * 1000) % 1000);
+    int n = snprintf(t->path, sizeof t->path, "%s/%s", dir, t->name);
+    int m = snprintf(t->partial, sizeof t->partial, "%s/%s.partial", dir, t->name);
+    if (n < 0 || m < 0 || (size_t)m >= sizeof t->partial) {
+        web_reply_error(r, 500, "the backup directory path %s is too long", dir);
+        return -1;
+    }
+
+    int fd = open(t->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int code = errno == EEXIST ? 409 : 500;
+        web_reply_error(r, code, "cannot create the backup file %s: %s%s", t->partial,
+                        strerror(errno), code == 409 ? "; retry in a moment" : "");
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static void api_backup_post(struct web_request *r) {
+    struct server *s = r->srv;
+    struct backup_task *t = xcalloc(1, sizeof *t);
+    t->srv = s;
+    t->req = r->req;
+    t->started = time_mono();
+    if (backup_create_file(r, t) != 0) {
+        free(t);
+        return;
+    }
+    char err[PATH_MAX + 256];
+    if (store_backup_begin(s->store, t->partial, &t->copy, err, sizeof err) != 0) {
+        unlink(t->partial);
+        web_reply_error(r, 500, "%s", err);
+        free(t);
+        return;
+    }
+    t->step_event = evtimer_new(s->base, backup_step_cb, t);
+    t->conn = evhttp_request_get_connection(r->req);
+    evhttp_connection_set_closecb(t->conn, backup_conn_closed_cb, t);
+    log_info("backup_started", "file=%s", t->partial);
+    backup_schedule(t);
+}
+
+/* Lists the finished copies in <data dir>/backups/, by name (the names sort by time). */
+static void api_backup_list(struct web_request *r) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/" BACKUP_DIR, r->srv->cfg.data_dir);
+    json_t *list = json_array();
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        size_t len = strlen(name);
+        char path[PATH_MAX];
+        struct stat st;
+        int plen = snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (plen > 0 && (size_t)plen < sizeof path && strncmp(name, "fabrik-", 7) == 0 && len > 3 && strcmp(name + len - 3, ".db") == 0 &&
+            stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            char ts[32];
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:s}", "name", name, "file",
+                                                  path, "bytes", (json_int_t)st.st_size,
+                                                  "modified_at",
+                                                  time_format_rfc3339((double)st.st_mtime, ts)));
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (n < 0 && errno != ENOENT) {
+        json_decref(list);
+        web_reply_error(r, 500, "cannot list %s: %s", dir, strerror(errno));
+        return;
+    }
+    web_reply_json(r, 200, json_pack("{s:s, s:o}", "directory", dir, "backups", list));
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 void api_route(struct web_request *r) {
@@ -688,6 +948,9 @@ void api_route(struct web_request *r) {
     } else if (strcmp(p, "/throttles") == 0) {
         if (expect_method(r, false))
             api_throttles(r);
+    } else if (strcmp(p, "/backup") == 0) {
+        if (expect_method(r, true))
+            r->method == EVHTTP_REQ_POST ? api_backup_post(r) : api_backup_list(r);
     } else if (strncmp(p, "/jobs/", 6) == 0) {
         if (expect_method(r, false))
             api_job(r, p + 6);
