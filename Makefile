@@ -2,6 +2,9 @@
 #   make run    install packages, build, start the server in the foreground (data in ./data)
 #   make test   install packages, build, run every test, then again under ASan and UBSan, then
 #               run each fuzz target briefly (clang, build-fuzz/)
+#   make install          after make build: install the server, its man page, the systemd unit
+#                         and an example config under $(DESTDIR)$(PREFIX) (install-strip: the
+#                         same with the binary stripped of debug information)
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
 # What building and running the server needs; tzdata gives cron its time zones, and libcurl
@@ -12,11 +15,16 @@ BUILD_PACKAGES := build-essential cmake pkg-config libevent-dev libsqlite3-dev l
 # What only the tests need: clang for the fuzz targets, Chromium for the web UI tests.
 TEST_PACKAGES := clang chromium
 JOBS ?= 2
+# make install: where to install (the unit's ExecStart names $(PREFIX)/bin/fabrik), an optional
+# staging root for packagers, and the build directory to install from.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD_DIR ?= build
 # Seconds each fuzz target runs in test-fuzz.
 FUZZ_SECONDS ?= 10
 
 .PHONY: all deps test-deps build build-asan run test test-release test-asan test-fuzz node-deps \
-        fuzz clean
+        fuzz install install-strip clean
 
 all: build
 
@@ -80,6 +88,14 @@ test-fuzz: test-deps
 	  -DFABRIK_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 	cd build-fuzz && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+# install does not build: running it as root after an unprivileged make build must not leave
+# root-owned files in the build directory.
+install install-strip:
+	@test -x $(BUILD_DIR)/fabrik || { \
+	  echo "make $@: $(BUILD_DIR)/fabrik is missing; run make build first" >&2; exit 1; }
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)" \
+	  $(if $(filter install-strip,$@),--strip)
 
 clean:
 	rm -rf build build-asan build-fuzz
