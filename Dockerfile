@@ -22,11 +22,13 @@ RUN make build \
 
 FROM debian:bookworm-slim AS runtime
 # The shared libraries of the fabrik binary (ldd), tzdata for cron time zones, and wget for
-# the health check.
+# the health check. The sanitizer build (build-asan) also links libevent-2.1-7 and
+# libevent-pthreads-2.1-7; they are listed too, so the binary of either build runs here.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libc6 libgcc-s1 libstdc++6 \
-      libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 \
+      libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 \
+      libevent-pthreads-2.1-7 \
       libsqlite3-0 libjansson4 libssl3 libtomlplusplus3 \
       tzdata wget \
  && rm -rf /var/lib/apt/lists/*
