@@ -44,10 +44,15 @@ static const char SQL_EARLIEST_OPEN[] =
     "SELECT min(created_at) FROM batches WHERE committed_at = 0";
 static const char SQL_EARLIEST_FINISHED[] =
     "SELECT min(finished_at) FROM batches WHERE finished_at > 0";
+/* Jids need not be unique, so a member pushed twice joins only its oldest job row: a plain
+ * join would list the member once per row and shift every later page. */
 static const char SQL_MEMBERS[] =
     "SELECT m.jid, m.state, m.failed, " STORE_JOB_COLUMNS("j.") " FROM batch_jobs AS m"
-    " LEFT JOIN jobs AS j ON j.bid = m.bid AND j.jid = m.jid"
+    " LEFT JOIN jobs AS j ON j.id = (SELECT min(id) FROM jobs"
+    " WHERE bid = m.bid AND jid = m.jid)"
     " WHERE m.bid = ?1 ORDER BY m.jid LIMIT ?2 OFFSET ?3";
+static const char SQL_BATCH_JOB[] =
+    "SELECT min(id) FROM jobs WHERE bid = ?1 AND jid = ?2";
 
 /* The WHERE clause of a listing: ?1 status, ?2 search, ?3 parent_bid, each NULL when unused. */
 #define LIST_WHERE                                                                           \
@@ -318,4 +323,20 @@ int store_member_list(struct store *s, const char *bid, int64_t offset, int64_t 
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, "list batch members");
+}
+
+int store_batch_job_id(struct store *s, const char *bid, const char *jid, int64_t *id) {
+    sqlite3_stmt *st = store_stmt(s, SQL_BATCH_JOB);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, bid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, jid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return store_fail(s, "find a batch job");
+    return found;
 }

@@ -91,5 +91,8 @@ int store_member_list(struct store *s, const char *bid, int64_t offset, int64_t 
                       int (*fn)(void *ctx, const char *jid, int state, bool failed,
                                 const struct store_job *job),
                       void *ctx);
+/* Finds the oldest job row with this jid that belongs to bid, a member or a callback job.
+ * Returns 1 with *id, 0 when there is none, -1. */
+int store_batch_job_id(struct store *s, const char *bid, const char *jid, int64_t *id);
 
 #endif

@@ -16,7 +16,9 @@
 #include <uthash.h>
 
 #include "ent/track.h"
+#include "ent/batch.h"
 #include "net/server.h"
+#include "store/batches.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -25,6 +27,8 @@
 #define DEFAULT_PER_PAGE 25
 #define MAX_PER_PAGE 500
 #define MAX_BUSY_JOBS 500
+/* A batch's detail lists this many child batches, newest first. */
+#define MAX_BATCH_CHILDREN 100
 
 static const char *const state_names[] = {"queued", "scheduled", "retry", "working", "dead"};
 
@@ -910,6 +914,109 @@ static void api_backup_list(struct web_request *r) {
     web_reply_json(r, 200, json_pack("{s:s, s:o}", "directory", dir, "backups", list));
 }
 
+/* ---- /api/batches --------------------------------------------------------------------------- */
+
+static const char *const member_state_names[] = {"pending", "failed", "ended", "succeeded"};
+
+static int append_batch(void *ctx, const struct store_batch *b) {
+    json_array_append_new(ctx, batch_describe(b, true));
+    return 0;
+}
+
+static void api_batches(struct web_request *r) {
+    struct server *s = r->srv;
+    const char *status = text_param(r, "status");
+    if (status && strcmp(status, "open") != 0 && strcmp(status, "pending") != 0 &&
+        strcmp(status, "finished") != 0) {
+        web_reply_error(r, 400, "status must be \"open\", \"pending\" or \"finished\", not \"%.40s\"",
+                        status);
+        return;
+    }
+    struct store_query paged = {0};
+    int64_t page, per, total = 0;
+    if (paging(r, &paged, &page, &per) != 0)
+        return;
+    struct store_batch_query q = {.status = status,
+                                  .search = text_param(r, "q"),
+                                  .offset = paged.offset,
+                                  .limit = paged.limit};
+    json_t *batches = json_array();
+    if (store_batch_list(s->store, &q, append_batch, batches) != 0 ||
+        store_batch_count(s->store, &q, &total) != 0) {
+        json_decref(batches);
+        web_reply_error(r, 503, "cannot read the batches: %s", store_error(s->store));
+        return;
+    }
+    web_reply_json(r, 200, json_pack("{s:o, s:I, s:I, s:I}", "batches", batches, "page",
+                                     (json_int_t)page, "per_page", (json_int_t)per, "total",
+                                     (json_int_t)total));
+}
+
+/* Adds "current" to each callback of a batch document: the callback job as it is now, or
+ * null when it was never enqueued or is gone (it succeeded, or was deleted). */
+static int add_callback_jobs(struct store *store, const char *bid, json_t *doc) {
+    const char *name;
+    json_t *cb;
+    json_object_foreach(json_object_get(doc, "callbacks"), name, cb) {
+        const char *jid = json_string_value(json_object_get(cb, "jid"));
+        int64_t id = 0;
+        int rc = jid ? store_batch_job_id(store, bid, jid, &id) : 0;
+        struct store_job row = {0};
+        if (rc > 0)
+            rc = store_get_job(store, id, &row);
+        if (rc < 0)
+            return -1;
+        json_object_set_new(cb, "current", rc > 0 ? job_json(&row) : json_null());
+        store_job_clear(&row);
+    }
+    return 0;
+}
+
+static int append_member(void *ctx, const char *jid, int state, bool failed,
+                         const struct store_job *job) {
+    if (state < MEMBER_PENDING || state > MEMBER_ACKED)
+        state = MEMBER_PENDING;
+    json_array_append_new(ctx, json_pack("{s:s, s:s, s:b, s:o}", "jid", jid, "member_state",
+                                         member_state_names[state], "failed", failed, "job",
+                                         job ? job_json(job) : json_null()));
+    return 0;
+}
+
+static void api_batch(struct web_request *r, const char *bid) {
+    struct server *s = r->srv;
+    struct store_query paged = {0};
+    int64_t page, per;
+    if (paging(r, &paged, &page, &per) != 0)
+        return;
+    struct store_batch b = {0};
+    int rc = store_batch_get(s->store, bid, &b);
+    if (rc == 0) {
+        web_reply_error(r, 404, "no such batch %.100s", bid);
+        return;
+    }
+    json_t *batch = rc > 0 ? batch_describe(&b, true) : NULL;
+    json_t *children = json_array(), *jobs = json_array();
+    struct store_batch_query q = {.parent_bid = bid, .limit = MAX_BATCH_CHILDREN};
+    if (rc > 0)
+        rc = add_callback_jobs(s->store, bid, batch);
+    if (rc >= 0)
+        rc = store_batch_list(s->store, &q, append_batch, children);
+    if (rc >= 0)
+        rc = store_member_list(s->store, bid, paged.offset, paged.limit, append_member, jobs);
+    if (rc < 0) {
+        json_decref(batch);
+        json_decref(children);
+        json_decref(jobs);
+        web_reply_error(r, 503, "cannot read batch %.100s: %s", bid, store_error(s->store));
+    } else {
+        web_reply_json(r, 200, json_pack("{s:o, s:o, s:o, s:I, s:I, s:I}", "batch", batch,
+                                         "children", children, "jobs", jobs, "page",
+                                         (json_int_t)page, "per_page", (json_int_t)per, "total",
+                                         (json_int_t)b.total));
+    }
+    store_batch_clear(&b);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 void api_route(struct web_request *r) {
@@ -951,6 +1058,12 @@ void api_route(struct web_request *r) {
     } else if (strcmp(p, "/backup") == 0) {
         if (expect_method(r, true))
             r->method == EVHTTP_REQ_POST ? api_backup_post(r) : api_backup_list(r);
+    } else if (strcmp(p, "/batches") == 0) {
+        if (expect_method(r, false))
+            api_batches(r);
+    } else if (strncmp(p, "/batches/", 9) == 0 && p[9]) {
+        if (expect_method(r, false))
+            api_batch(r, p + 9);
     } else if (strncmp(p, "/jobs/", 6) == 0) {
         if (expect_method(r, false))
             api_job(r, p + 6);
