@@ -994,6 +994,7 @@ static void api_batch(struct web_request *r, const char *bid) {
         web_reply_error(r, 404, "no such batch %.100s", bid);
         return;
     }
+
     json_t *batch = rc > 0 ? batch_describe(&b, true) : NULL;
     json_t *children = json_array(), *jobs = json_array();
     struct store_batch_query q = {.parent_bid = bid, .limit = MAX_BATCH_CHILDREN};
@@ -1003,6 +1004,7 @@ static void api_batch(struct web_request *r, const char *bid) {
         rc = store_batch_list(s->store, &q, append_batch, children);
     if (rc >= 0)
         rc = store_member_list(s->store, bid, paged.offset, paged.limit, append_member, jobs);
+
     if (rc < 0) {
         json_decref(batch);
         json_decref(children);
