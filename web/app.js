@@ -3,6 +3,7 @@
 // (History API); the server serves index.html for every page path, so reloads work too.
 
 import { apiGet, root, url } from './api.js';
+import { createBatchesView, createBatchView } from './batches.js';
 import { createBusyView } from './busy.js';
 import { createCronView, hasCronEntries } from './cron.js';
 import { createDashboardView } from './dashboard.js';
@@ -60,6 +61,12 @@ function route(path) {
     }
     if (first === 'throttles' && parts.length === 1) {
         return { key, create: createThrottlesView };
+    }
+    if (first === 'batches' && parts.length === 1) {
+        return { key, create: createBatchesView };
+    }
+    if (first === 'batches' && parts.length === 2) {
+        return { key, create: () => createBatchView(second) };
     }
     if (first === 'cron' && parts.length === 1) {
         return { key, create: createCronView };

@@ -74,12 +74,28 @@ function fieldsList(job) {
         job.progress ? row('Progress', progressView(job.progress)) : null);
 }
 
+// custom.bid names a member's batch and custom._bid a callback's batch. The link closes the
+// job dialog it may sit in, because the page changes behind it.
+function batchLink(bid) {
+    return h('a', {
+        href: url(`/batches/${encodeURIComponent(bid)}`),
+        class: 'batch-link',
+        onclick: (event) => event.currentTarget.closest('dialog')?.close(),
+    }, bid);
+}
+
+function customValue(key, value) {
+    if ((key === 'bid' || key === '_bid') && typeof value === 'string' && value) {
+        return batchLink(value);
+    }
+    return typeof value === 'string' ? value : h('code', null, JSON.stringify(value));
+}
+
 function customSection(custom) {
     if (!custom || Object.keys(custom).length === 0) {
         return null;
     }
-    const rows = Object.entries(custom).map(([key, value]) =>
-        row(key, typeof value === 'string' ? value : h('code', null, JSON.stringify(value))));
+    const rows = Object.entries(custom).map(([key, value]) => row(key, customValue(key, value)));
     return h('section', { class: 'panel', 'aria-labelledby': 'job-custom-title' },
         h('h2', { id: 'job-custom-title' }, 'Custom fields'),
         h('dl', { class: 'detail' }, rows));
