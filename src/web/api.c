@@ -954,7 +954,8 @@ static void api_batches(struct web_request *r) {
 
 /* Adds "current" to each callback of a batch document: the callback job as it is now, or
  * null when it was never enqueued or is gone (it succeeded, or was deleted). */
-static int add_callback_jobs(struct store *store, const char *bid, json_t *doc) {
+static int add_callback_jobs(struct server *s, const char *bid, json_t *doc) {
+    struct store *store = s->store;
     const char *name;
     json_t *cb;
     json_object_foreach(json_object_get(doc, "callbacks"), name, cb) {
@@ -966,20 +967,33 @@ static int add_callback_jobs(struct store *store, const char *bid, json_t *doc) 
             rc = store_get_job(store, id, &row);
         if (rc < 0)
             return -1;
-        json_object_set_new(cb, "current", rc > 0 ? job_json(&row) : json_null());
+        json_t *current = json_null();
+        if (rc > 0) {
+            current = job_json(&row);
+            rc = add_progress(s, current, &row);
+        }
+        json_object_set_new(cb, "current", current);
         store_job_clear(&row);
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
 
 static int append_member(void *ctx, const char *jid, int state, bool failed,
                          const struct store_job *job) {
+    struct job_list *list = ctx;
     if (state < MEMBER_PENDING || state > MEMBER_ACKED)
         state = MEMBER_PENDING;
-    json_array_append_new(ctx, json_pack("{s:s, s:s, s:b, s:o}", "jid", jid, "member_state",
-                                         member_state_names[state], "failed", failed, "job",
-                                         job ? job_json(job) : json_null()));
-    return 0;
+    json_t *object = json_null();
+    if (job) {
+        object = job_json(job);
+        list->failed = add_progress(list->s, object, job) != 0;
+    }
+    json_array_append_new(list->jobs, json_pack("{s:s, s:s, s:b, s:o}", "jid", jid,
+                                                "member_state", member_state_names[state],
+                                                "failed", failed, "job", object));
+    return list->failed;
 }
 
 static void api_batch(struct web_request *r, const char *bid) {
@@ -999,11 +1013,15 @@ static void api_batch(struct web_request *r, const char *bid) {
     json_t *children = json_array(), *jobs = json_array();
     struct store_batch_query q = {.parent_bid = bid, .limit = MAX_BATCH_CHILDREN};
     if (rc > 0)
-        rc = add_callback_jobs(s->store, bid, batch);
+        rc = add_callback_jobs(s, bid, batch);
     if (rc >= 0)
         rc = store_batch_list(s->store, &q, append_batch, children);
+    struct job_list members = {.s = s, .jobs = jobs};
     if (rc >= 0)
-        rc = store_member_list(s->store, bid, paged.offset, paged.limit, append_member, jobs);
+        rc = store_member_list(s->store, bid, paged.offset, paged.limit, append_member,
+                               &members);
+    if (members.failed)
+        rc = -1;
 
     if (rc < 0) {
         json_decref(batch);
