@@ -112,24 +112,29 @@ static int run_rules(struct engine *e, struct store_batch *b, int *newly_done) {
 }
 
 /* Applies the rules to b, records whether it finished, saves it, and carries finished
- * stages up through its ancestors. Clears b in every case. */
+ * stages and its finished state up through its ancestors. Clears b in every case. */
 static int settle(struct engine *e, struct store_batch *b, int newly_done, double now) {
     for (;;) {
         if (run_rules(e, b, &newly_done) != 0)
             break;
+        /* Finished: nothing can run for it any more, unless jobs are added or a dead
+         * callback is brought back. */
+        bool was_finished = b->finished_at > 0;
         bool finished = b->committed_at > 0 && b->acked + b->ended == b->total &&
-                        b->callbacks_live == 0;
+                        b->callbacks_live == 0 && b->children_finished == b->children;
         if (!finished)
             b->finished_at = 0;
-        else if (b->finished_at == 0)
+        else if (!was_finished)
             b->finished_at = now;
         b->updated_at = now;
         if (store_batch_update(e->store, b) != 0)
             break;
-        if (newly_done && !b->parent_bid)
+        if (newly_done)
             log_debug("batch_stage_done", "bid=%s complete=%d success=%d", b->bid,
                       b->complete_done, b->success_done);
-        char *parent = newly_done && b->parent_bid ? xstrdup(b->parent_bid) : NULL;
+        int finished_change = finished == was_finished ? 0 : finished ? 1 : -1;
+        bool carry = (newly_done || finished_change) && b->parent_bid;
+        char *parent = carry ? xstrdup(b->parent_bid) : NULL;
         int carried = newly_done;
         store_batch_clear(b);
         if (!parent)
@@ -142,6 +147,7 @@ static int settle(struct engine *e, struct store_batch *b, int newly_done, doubl
             b->children_complete++;
         if (carried & DONE_SUCCESS)
             b->children_success++;
+        b->children_finished += finished_change;
         newly_done = 0;
     }
     store_batch_clear(b);

@@ -13,18 +13,20 @@
     "bid, parent_bid, description, created_at, updated_at, committed_at, finished_at, total, " \
     "ran, acked, ended, failed, died, children, children_complete, children_success, "        \
     "callbacks_live, complete_job, success_job, death_job, complete_jid, success_jid, "       \
-    "death_jid, complete_st, success_st, death_st, complete_done, success_done"
+    "death_jid, complete_st, success_st, death_st, complete_done, success_done, "              \
+    "children_finished"
 
 static const char SQL_INSERT[] =
     "INSERT INTO batches (" BATCH_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
+    " ?29)";
 static const char SQL_GET[] = "SELECT " BATCH_COLUMNS " FROM batches WHERE bid = ?1";
 static const char SQL_UPDATE[] =
     "UPDATE batches SET updated_at = ?5, committed_at = ?6, finished_at = ?7, total = ?8,"
     " ran = ?9, acked = ?10, ended = ?11, failed = ?12, died = ?13, children = ?14,"
     " children_complete = ?15, children_success = ?16, callbacks_live = ?17,"
     " complete_st = ?24, success_st = ?25, death_st = ?26, complete_done = ?27,"
-    " success_done = ?28 WHERE bid = ?1";
+    " success_done = ?28, children_finished = ?29 WHERE bid = ?1";
 static const char SQL_DELETE[] = "DELETE FROM batches WHERE bid = ?1";
 static const char SQL_DELETE_MEMBERS[] = "DELETE FROM batch_jobs WHERE bid = ?1";
 static const char SQL_MEMBER_ADD[] =
@@ -84,7 +86,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text) {
         sqlite3_bind_null(st, col);
 }
 
-/* Binds every column of b as ?1..?28 in BATCH_COLUMNS order. */
+/* Binds every column of b as ?1..?29 in BATCH_COLUMNS order. */
 static void bind_batch(sqlite3_stmt *st, const struct store_batch *b) {
     sqlite3_bind_text(st, 1, b->bid, -1, SQLITE_STATIC);
     bind_text_or_null(st, 2, b->parent_bid);
@@ -105,6 +107,7 @@ static void bind_batch(sqlite3_stmt *st, const struct store_batch *b) {
     }
     sqlite3_bind_int(st, 27, b->complete_done);
     sqlite3_bind_int(st, 28, b->success_done);
+    sqlite3_bind_int64(st, 29, b->children_finished);
 }
 
 static void read_batch(sqlite3_stmt *st, struct store_batch *out) {
@@ -127,6 +130,7 @@ static void read_batch(sqlite3_stmt *st, struct store_batch *out) {
     }
     out->complete_done = sqlite3_column_int(st, 26) != 0;
     out->success_done = sqlite3_column_int(st, 27) != 0;
+    out->children_finished = sqlite3_column_int64(st, 28);
 }
 
 int store_batch_insert(struct store *s, const struct store_batch *b) {

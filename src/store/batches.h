@@ -36,6 +36,7 @@ struct store_batch {
     int64_t children;            /* child batches */
     int64_t children_complete;   /* children whose complete stage is done */
     int64_t children_success;    /* children whose success stage is done */
+    int64_t children_finished;   /* children with finished_at set */
     int64_t callbacks_live;      /* callback jobs that exist and are not dead */
     char *job[BATCH_CALLBACKS];  /* callback job JSON, NULL when not declared */
     char *jid[BATCH_CALLBACKS];  /* the callback job's jid */

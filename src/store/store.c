@@ -9,6 +9,7 @@
  *   5  jobs.ext (which extensions a job takes part in, enum job_ext) and jobs.bid; batches
  *      and batch_jobs (one row per member jid, so every count is per job, never per event).
  *   6  unique_locks (one row per lock key) and tracking (one row per tracked jid).
+ *   7  batches.children_finished, so a parent counts as finished only after its children.
  * To change the schema, append a migration to `migrations` that moves version N to N+1; the
  * server applies every missing step in one transaction at start-up and refuses a file whose
  * version is newer than the last step it knows. */
@@ -107,6 +108,8 @@ static const char *const migrations[] = {
      "  description TEXT, updated_at REAL NOT NULL, expires_at REAL NOT NULL DEFAULT 0)"
      "  WITHOUT ROWID;"
      "CREATE INDEX tracking_expiry ON tracking(expires_at) WHERE expires_at > 0;"),
+    /* 6 -> 7 */
+    "ALTER TABLE batches ADD COLUMN children_finished INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -282,6 +282,20 @@ describe('GET /api/batches/<bid>', () => {
         assert.ok(bidsOf(finished).includes(bids.thumbnails));
     }));
 
+    test('a parent is finished only after its children', check(async () => {
+        const parent = await batchNew(fwp, { description: 'parent waits for its child' });
+        const child = await batchNew(fwp, { parent_bid: parent });
+        await batchCommit(fwp, parent);
+        const finishedBids = async () =>
+            bidsOf(await getJson('/api/batches?status=finished&per_page=500'));
+        assert.ok(!(await finishedBids()).includes(parent), 'not finished while the child is open');
+        assert.equal((await getJson(`/api/batches/${parent}`)).batch.finished_at, null);
+        await batchCommit(fwp, child);
+        const finished = await finishedBids();
+        assert.ok(finished.includes(child), 'the empty child finishes at its commit');
+        assert.ok(finished.includes(parent), 'and so does its parent');
+    }));
+
     test('a death callback is listed with its state', check(async () => {
         const bid = await batchNew(fwp, {
             description: 'with death', death: { jobtype: 'OnDeath', args: [], queue: 'api-death-callback' },
