@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 /* The server reaps a worker after 60 s without BEAT, so this driver sends one every 10 s. */
 #define BEAT_INTERVAL_NS (10 * 1000000000ull)
 /* FETCH blocks at most 2 s on the server, so a reply that takes longer than this is a stall. */
@@ -261,80 +263,6 @@ static int parse_options(int argc, char **argv, struct options *opt) {
     return check_options(opt, jobs_set, connections_set);
 }
 
-/* ---- time and latency histograms ------------------------------------------------------ */
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* A log-linear histogram of nanoseconds: values below 128 get a bucket each and larger values
- * keep their top 7 bits, so a reported percentile is within 1% of a recorded value. */
-#define HIST_SUB_BITS 7
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_HALF (HIST_SUB / 2)
-#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_HALF)
-
-struct histogram {
-    uint32_t counts[HIST_BUCKETS];
-    uint64_t total;
-    uint64_t max_ns;
-};
-
-static int hist_index(uint64_t ns) {
-    if (ns < HIST_SUB)
-        return (int)ns;
-    int msb = 63 - __builtin_clzll(ns);
-    int shift = msb - (HIST_SUB_BITS - 1);
-    int mantissa = (int)(ns >> shift);   /* HIST_HALF .. HIST_SUB - 1 */
-    return HIST_SUB + (msb - HIST_SUB_BITS) * HIST_HALF + (mantissa - HIST_HALF);
-}
-
-/* Returns the middle of bucket index. */
-static uint64_t hist_value(int index) {
-    if (index < HIST_SUB)
-        return (uint64_t)index;
-    int k = index - HIST_SUB;
-    int msb = HIST_SUB_BITS + k / HIST_HALF;
-    uint64_t mantissa = (uint64_t)(HIST_HALF + k % HIST_HALF);
-    int shift = msb - (HIST_SUB_BITS - 1);
-    return (mantissa << shift) + ((1ull << shift) >> 1);
-}
-
-static void hist_add(struct histogram *h, uint64_t ns) {
-    h->counts[hist_index(ns)]++;
-    h->total++;
-    if (ns > h->max_ns)
-        h->max_ns = ns;
-}
-
-static void hist_merge(struct histogram *into, const struct histogram *from) {
-    for (int i = 0; i < HIST_BUCKETS; i++)
-        into->counts[i] += from->counts[i];
-    into->total += from->total;
-    if (from->max_ns > into->max_ns)
-        into->max_ns = from->max_ns;
-}
-
-/* Returns the value at quantile q (0 < q <= 1) in nanoseconds, or 0 for an empty histogram. */
-static uint64_t hist_quantile(const struct histogram *h, double q) {
-    if (h->total == 0)
-        return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->total);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (int i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->counts[i];
-        if (seen >= rank) {
-            uint64_t value = hist_value(i);
-            return value < h->max_ns ? value : h->max_ns;
-        }
-    }
-    return h->max_ns;
-}
-
 /* ---- one FWP connection --------------------------------------------------------------- */
 
 enum reply_type { REPLY_STRING, REPLY_ERROR, REPLY_BULK, REPLY_NIL };
@@ -562,18 +490,9 @@ static char *hello_json(struct fwp_conn *c, const char *greeting, const char *pa
 }
 
 static int conn_connect(struct fwp_conn *c, int port) {
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    c->fd = bench_connect_loopback(port, REPLY_TIMEOUT_SECONDS);
     if (c->fd < 0)
-        return conn_fail(c, "socket failed: %s", strerror(errno));
-    /* The driver talks to a server on this machine only: the address is fixed. */
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0)
         return conn_fail(c, "connect to 127.0.0.1:%d failed: %s", port, strerror(errno));
-    int one = 1;
-    struct timeval timeout = {.tv_sec = REPLY_TIMEOUT_SECONDS};
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     return 0;
 }
 
@@ -595,7 +514,7 @@ static int conn_open(struct fwp_conn *c, int port, const char *password) {
     if (r.type != REPLY_STRING || strcmp(r.data, "OK") != 0)
         return conn_fail(c, "HELLO rejected: %s%.200s", r.type == REPLY_ERROR ? "-" : "",
                          r.data ? r.data : "(no text)");
-    c->last_beat_ns = now_ns();
+    c->last_beat_ns = bench_now_ns();
     return 0;
 }
 
@@ -671,7 +590,7 @@ struct client {
  * with *r set, or -1 after an I/O or framing error, which stops the run. An error reply is
  * counted here and returns 0. */
 static int client_call(struct client *c, enum cmd_kind kind, size_t len, struct reply *r) {
-    uint64_t started = now_ns();
+    uint64_t started = bench_now_ns();
     if (conn_send(&c->conn, len) != 0 || conn_read_reply(&c->conn, r) != 0) {
         if (!atomic_load(&c->run->stop))
             run_note_error(c->run, "%s on connection %d: %s", cmd_names[kind], c->index,
@@ -679,7 +598,7 @@ static int client_call(struct client *c, enum cmd_kind kind, size_t len, struct 
         atomic_store(&c->run->stop, true);
         return -1;
     }
-    hist_add(&c->hist[kind], now_ns() - started);
+    hist_add(&c->hist[kind], bench_now_ns() - started);
     if (r->type == REPLY_ERROR) {
         atomic_fetch_add(&c->run->errors, 1);
         run_note_error(c->run, "%s: -%.300s", cmd_names[kind], r->data);
@@ -702,13 +621,13 @@ static bool reply_is_ok(struct client *c, enum cmd_kind kind, const struct reply
 /* Sends BEAT when BEAT_INTERVAL_NS has passed since the handshake or the last BEAT. The reply
  * is +OK, or a bulk string with the state the server wants (quiet, terminate). */
 static int client_beat(struct client *c) {
-    if (now_ns() - c->conn.last_beat_ns < BEAT_INTERVAL_NS)
+    if (bench_now_ns() - c->conn.last_beat_ns < BEAT_INTERVAL_NS)
         return 0;
     struct reply r;
     size_t len = conn_format(&c->conn, "BEAT {\"wid\":\"%s\"}\r\n", c->conn.wid);
     if (client_call(c, CMD_BEAT, len, &r) != 0)
         return -1;
-    c->conn.last_beat_ns = now_ns();
+    c->conn.last_beat_ns = bench_now_ns();
     if (r.type == REPLY_BULK && strstr(r.data, "terminate")) {
         run_note_error(c->run, "BEAT: the server asked worker %s to terminate", c->conn.wid);
         atomic_store(&c->run->stop, true);
@@ -906,7 +825,7 @@ static void latency_producer_loop(struct client *c) {
             break;
         nanosleep(&park, NULL);
         size_t len = format_push(c, seq);
-        uint64_t started = now_ns();
+        uint64_t started = bench_now_ns();
         struct reply r;
         if (client_call(c, CMD_PUSH, len, &r) != 0)
             break;
@@ -941,7 +860,7 @@ static void latency_worker_loop(struct client *c) {
             atomic_store(&run->stop, true);
             break;
         }
-        uint64_t arrived = now_ns();
+        uint64_t arrived = bench_now_ns();
         if (r.type != REPLY_BULK)
             continue;   /* the 2-second FETCH wait ended without a job */
         char jid[256];
@@ -976,7 +895,7 @@ static void *client_main(void *arg) {
         latency_worker_loop(c);
         break;
     }
-    c->finished_ns = now_ns();
+    c->finished_ns = bench_now_ns();
     atomic_fetch_sub(&run->threads_running, 1);
     return NULL;
 }
@@ -1052,10 +971,6 @@ static long progress_count(const struct run *run) {
     }
 }
 
-static double seconds_between(uint64_t from, uint64_t to) {
-    return (double)(to - from) / 1e9;
-}
-
 /* Prints progress once a second after PROGRESS_AFTER_SECONDS and enforces --timeout. Returns
  * when every thread has finished. */
 static void monitor(struct run *run, struct client *clients, uint64_t started) {
@@ -1065,8 +980,8 @@ static void monitor(struct run *run, struct client *clients, uint64_t started) {
     bool timed_out = false;
     while (atomic_load(&run->threads_running) > 0) {
         nanosleep(&tick, NULL);
-        uint64_t now = now_ns();
-        double elapsed = seconds_between(started, now);
+        uint64_t now = bench_now_ns();
+        double elapsed = bench_seconds_between(started, now);
         if (!timed_out && elapsed > run->opt->timeout_seconds) {
             timed_out = true;
             run_note_error(run, "timed out after %.0f s with %ld of %ld jobs done",
@@ -1162,13 +1077,6 @@ struct result {
     const char *shortfall;    /* why fewer jobs than requested were processed, or NULL */
 };
 
-static double cpu_seconds(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static double us(uint64_t ns) {
     return (double)ns / 1e3;
 }
@@ -1197,10 +1105,7 @@ static json_t *result_json(const struct run *run, const struct result *res) {
         const struct histogram *h = &res->hist[k];
         if (h->total == 0)
             continue;
-        json_object_set_new(commands, cmd_names[k],
-                            json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)h->total,
-                                      "p50_us", us(hist_quantile(h, 0.50)), "p99_us",
-                                      us(hist_quantile(h, 0.99)), "max_us", us(h->max_ns)));
+        json_object_set_new(commands, cmd_names[k], hist_json(h));
     }
     json_t *doc = json_pack(
         "{s:s, s:i, s:I, s:I, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:s?, s:s?}", "mode",
@@ -1303,23 +1208,6 @@ static int report(struct run *run, const struct result *res) {
     return ok ? 0 : 1;
 }
 
-/* Prints a TCP port that is free on 127.0.0.1 now. Another process may take it before the
- * caller's server binds it, so the caller retries with a new port when the bind fails. */
-static int print_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        fprintf(stderr, "fwpload: binding a port on 127.0.0.1 failed: %s\n", strerror(errno));
-        return 1;
-    }
-    printf("%d\n", ntohs(addr.sin_port));
-    close(fd);
-    return 0;
-}
-
 static int run_workload(const struct options *opt) {
     struct run run;
     run_init(&run, opt);
@@ -1336,8 +1224,8 @@ static int run_workload(const struct options *opt) {
     for (int i = 0; i < opt->connections; i++)
         pthread_create(&clients[i].thread, NULL, client_main, &clients[i]);
     pthread_barrier_wait(&run.start);
-    double cpu_before = cpu_seconds();
-    uint64_t started = now_ns();
+    double cpu_before = bench_cpu_seconds();
+    uint64_t started = bench_now_ns();
     monitor(&run, clients, started);
     /* The run ends when its last thread does, not when the monitor next looks. */
     uint64_t finished = started;
@@ -1346,8 +1234,8 @@ static int run_workload(const struct options *opt) {
         if (clients[i].finished_ns > finished)
             finished = clients[i].finished_ns;
     }
-    res->seconds = seconds_between(started, finished);
-    res->cpu_seconds = cpu_seconds() - cpu_before;
+    res->seconds = bench_seconds_between(started, finished);
+    res->cpu_seconds = bench_cpu_seconds() - cpu_before;
     pthread_barrier_destroy(&run.start);
 
     collect(&run, clients, res);
@@ -1367,6 +1255,6 @@ int main(int argc, char **argv) {
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     if (opt.mode == MODE_FREE_PORT)
-        return print_free_port();
+        return bench_print_free_port("fwpload");
     return run_workload(&opt);
 }
