@@ -37,12 +37,17 @@
 /* latency mode: pause between the worker sending FETCH and the producer's PUSH, so that the
  * FETCH is parked on the server and the sample measures a hand-off to a waiting worker. */
 #define LATENCY_PARK_NS 2000000L
+/* schedule mode: job i is due at start + --delay + i * SCHEDULE_SPACING_NS, so that the jobs
+ * fall due one at a time and each sample measures the timer, not a backlog. */
+#define SCHEDULE_SPACING_NS 10000000L
 
 /* ---- options -------------------------------------------------------------------------- */
 
-enum mode { MODE_PUSH, MODE_WORK, MODE_CYCLE, MODE_LATENCY, MODE_FREE_PORT };
+enum mode { MODE_PUSH, MODE_WORK, MODE_CYCLE, MODE_LATENCY, MODE_SCHEDULE, MODE_FILL,
+            MODE_FREE_PORT };
 
-static const char *const mode_names[] = {"push", "work", "cycle", "latency", "free-port"};
+static const char *const mode_names[] = {"push",     "work", "cycle",    "latency",
+                                          "schedule", "fill", "free-port"};
 
 struct options {
     enum mode mode;
@@ -52,6 +57,8 @@ struct options {
     const char *queue;
     const char *fallback_queue;   /* work mode: FETCH lists it after queue; NULL for none */
     long payload_bytes;
+    long bulk;                /* fill: jobs per PUSHB */
+    double delay_seconds;     /* schedule: how far ahead the first job is due */
     double timeout_seconds;
     bool json;
     const char *password;   /* FAKTORY_PASSWORD, or NULL when unset */
@@ -71,6 +78,11 @@ static void usage(FILE *out) {
             "             and ACK them; 1%% of the jobs carry retry 0 and are FAILed\n"
             "  latency    one worker waits in FETCH while one producer pushes one job at a\n"
             "             time; --jobs sets the number of push-to-pickup samples\n"
+            "  schedule   one producer pushes --jobs jobs with \"at\" --delay seconds ahead,\n"
+            "             10 ms apart, and one worker waiting in FETCH records how late each\n"
+            "             arrives (LATE: arrival minus \"at\", from the wall clock)\n"
+            "  fill       push --jobs jobs with PUSHB, --bulk jobs per command, and leave them\n"
+            "             queued (to measure memory and restart time with many jobs)\n"
             "  free-port  print a TCP port on 127.0.0.1 that is free at this moment\n"
             "\n"
             "options:\n"
@@ -84,6 +96,9 @@ static void usage(FILE *out) {
             "                         its jobs when --queue is empty, paused or throttled;\n"
             "                         the jobs of both queues count toward --jobs\n"
             "      --payload-bytes N  extra string argument of N bytes per job (default 0)\n"
+            "      --bulk N           fill: jobs per PUSHB, 1 to 100000 (default 1000)\n"
+            "      --delay SECONDS    schedule: how far ahead the first job is due\n"
+            "                         (default 3)\n"
             "      --timeout SECONDS  abort the run after this many seconds (default 600)\n"
             "      --json             print the result as one JSON object on stdout\n"
             "  -h, --help             show this help\n"
@@ -150,9 +165,9 @@ static int parse_mode(const char *text, enum mode *out) {
 
 /* Checks the combinations that no single flag can check. */
 static int check_options(const struct options *opt, bool jobs_set, bool connections_set) {
-    if (opt->mode == MODE_LATENCY && connections_set) {
-        fprintf(stderr, "fwpload: --connections does not apply to latency mode, which uses "
-                        "one producer and one worker\n");
+    if ((opt->mode == MODE_LATENCY || opt->mode == MODE_SCHEDULE) && connections_set) {
+        fprintf(stderr, "fwpload: --connections does not apply to %s mode, which uses "
+                        "one producer and one worker\n", mode_names[opt->mode]);
         return -1;
     }
     if (opt->mode == MODE_CYCLE && opt->connections < 2) {
@@ -204,6 +219,10 @@ static int apply_option(int ch, char **argv, struct options *opt, bool *jobs_set
         return check_queue("--fallback-queue", optarg);
     case 'P':
         return parse_long("--payload-bytes", optarg, 0, 1000000, &opt->payload_bytes);
+    case 'B':
+        return parse_long("--bulk", optarg, 1, 100000, &opt->bulk);
+    case 'D':
+        return parse_seconds("--delay", optarg, &opt->delay_seconds);
     case 'T':
         return parse_seconds("--timeout", optarg, &opt->timeout_seconds);
     case 'j':
@@ -230,13 +249,16 @@ static int parse_options(int argc, char **argv, struct options *opt) {
         {"queue", required_argument, NULL, 'q'},
         {"fallback-queue", required_argument, NULL, 'F'},
         {"payload-bytes", required_argument, NULL, 'P'},
+        {"bulk", required_argument, NULL, 'B'},
+        {"delay", required_argument, NULL, 'D'},
         {"timeout", required_argument, NULL, 'T'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     *opt = (struct options){.port = 7419, .jobs = 100000, .connections = 10,
-                            .queue = "fwpload", .timeout_seconds = 600};
+                            .queue = "fwpload", .timeout_seconds = 600,
+                            .bulk = 1000, .delay_seconds = 3};
     bool jobs_set = false, connections_set = false;
     int ch;
     opterr = 0;
@@ -254,10 +276,10 @@ static int parse_options(int argc, char **argv, struct options *opt) {
     }
     if (parse_mode(argv[optind], &opt->mode) != 0)
         return -1;
-    if (opt->mode == MODE_LATENCY) {
+    if (opt->mode == MODE_LATENCY || opt->mode == MODE_SCHEDULE) {
         opt->connections = 2;
         if (!jobs_set)
-            opt->jobs = 1000;
+            opt->jobs = opt->mode == MODE_LATENCY ? 1000 : 200;
     }
     opt->password = getenv("FAKTORY_PASSWORD");
     return check_options(opt, jobs_set, connections_set);
@@ -520,11 +542,15 @@ static int conn_open(struct fwp_conn *c, int port, const char *password) {
 
 /* ---- shared run state ----------------------------------------------------------------- */
 
-enum cmd_kind { CMD_PUSH, CMD_FETCH, CMD_ACK, CMD_FAIL, CMD_BEAT, CMD_PICKUP, CMD_KINDS };
+enum cmd_kind {
+    CMD_PUSH, CMD_PUSHB, CMD_FETCH, CMD_ACK, CMD_FAIL, CMD_BEAT, CMD_PICKUP, CMD_LATE, CMD_KINDS
+};
 
-/* PICKUP is not a command: it is the time from sending PUSH until the waiting worker has the
- * job (latency mode). */
-static const char *const cmd_names[] = {"PUSH", "FETCH", "ACK", "FAIL", "BEAT", "PICKUP"};
+/* PICKUP and LATE are not commands. PICKUP is the time from sending PUSH until the waiting
+ * worker has the job (latency mode), LATE the time from a job's "at" until the worker has it
+ * (schedule mode). */
+static const char *const cmd_names[] = {"PUSH", "PUSHB", "FETCH", "ACK",
+                                        "FAIL", "BEAT",  "PICKUP", "LATE"};
 
 /* Hand-off between the producer and the worker in latency mode. */
 struct pickup {
@@ -548,6 +574,8 @@ struct run {
     atomic_long from_fallback; /* jobs fetched from --fallback-queue */
     atomic_long foreign;      /* jobs of other runs that cycle or latency mode ACKed */
     atomic_long errors;       /* error replies of every kind */
+    atomic_long early;        /* schedule mode: jobs that arrived before their "at" */
+    uint64_t schedule_base_ns; /* schedule mode: CLOCK_REALTIME at the start, in ns */
     atomic_int pushers_running;
     atomic_int threads_running;
     atomic_bool stop;         /* an I/O error or the timeout ends the run */
@@ -574,7 +602,10 @@ static void run_note_error(struct run *run, const char *fmt, ...) {
 }
 
 /* One connection with its thread and its latency histograms. */
-enum role { ROLE_PUSHER, ROLE_FETCHER, ROLE_LATENCY_PRODUCER, ROLE_LATENCY_WORKER };
+enum role {
+    ROLE_PUSHER, ROLE_FETCHER, ROLE_LATENCY_PRODUCER, ROLE_LATENCY_WORKER,
+    ROLE_SCHEDULE_PRODUCER, ROLE_SCHEDULE_WORKER, ROLE_FILLER
+};
 
 struct client {
     struct run *run;
@@ -876,6 +907,120 @@ static void latency_worker_loop(struct client *c) {
         atomic_store(&run->stop, true);
 }
 
+/* ---- scheduled jobs and bulk fill ---------------------------------------------------- */
+
+static uint64_t wall_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Returns when job seq of a schedule run is due, in CLOCK_REALTIME nanoseconds. */
+static uint64_t schedule_due_ns(const struct run *run, long seq) {
+    return run->schedule_base_ns + (uint64_t)(run->opt->delay_seconds * 1e9) +
+           (uint64_t)seq * SCHEDULE_SPACING_NS;
+}
+
+/* Formats a CLOCK_REALTIME time as RFC 3339 in UTC with microseconds, as "at" takes it. */
+static void format_rfc3339(uint64_t ns, char *out, size_t size) {
+    time_t seconds = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%06luZ", date, (unsigned long)(ns % 1000000000ull / 1000));
+}
+
+static void schedule_producer_loop(struct client *c) {
+    struct run *run = c->run;
+    for (long seq = 0; seq < run->opt->jobs && !atomic_load(&run->stop); seq++) {
+        char at[48];
+        format_rfc3339(schedule_due_ns(run, seq), at, sizeof at);
+        size_t len = conn_format(&c->conn,
+                                 "PUSH {\"jid\":\"%s-%ld\",\"jobtype\":\"fwpload\",\"queue\":"
+                                 "\"%s\",\"args\":[%ld],\"at\":\"%s\"}\r\n",
+                                 run->jid_prefix, seq, run->opt->queue, seq, at);
+        struct reply r;
+        if (client_call(c, CMD_PUSH, len, &r) != 0)
+            break;
+        if (reply_is_ok(c, CMD_PUSH, &r))
+            atomic_fetch_add(&run->pushed, 1);
+        if (wall_now_ns() > schedule_due_ns(run, seq))
+            run_note_error(run, "job %ld was due before its PUSH returned, so its lateness "
+                                "measures the push: raise --delay", seq);
+    }
+}
+
+/* Waits in FETCH for the scheduled jobs and records how late each one arrives. */
+static void schedule_worker_loop(struct client *c) {
+    struct run *run = c->run;
+    while (!atomic_load(&run->stop) && atomic_load(&run->samples) < run->opt->jobs) {
+        struct reply r;
+        if (client_beat(c) != 0)
+            break;
+        size_t len = conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue);
+        if (conn_send(&c->conn, len) != 0 || conn_read_reply(&c->conn, &r) != 0) {
+            if (!atomic_load(&run->stop))
+                run_note_error(run, "FETCH on the schedule worker: %s", c->conn.error);
+            atomic_store(&run->stop, true);
+            break;
+        }
+        uint64_t arrived = wall_now_ns();
+        if (r.type != REPLY_BULK)
+            continue;   /* the 2-second FETCH wait ended without a job */
+        char jid[256];
+        long seq = job_identify(run, r.data, jid, sizeof jid);
+        if (seq >= 0) {
+            uint64_t due = schedule_due_ns(run, seq);
+            if (arrived < due)
+                atomic_fetch_add(&run->early, 1);
+            hist_add(&c->hist[CMD_LATE], arrived > due ? arrived - due : 0);
+            atomic_fetch_add(&run->samples, 1);
+        }
+        if (client_finish_job(c, r.data) != 0)
+            break;
+    }
+}
+
+/* Pushes jobs with PUSHB, --bulk at a time, and leaves them queued. */
+static void filler_loop(struct client *c) {
+    struct run *run = c->run;
+    const struct options *opt = run->opt;
+    char *batch = NULL;
+    size_t cap = 0;
+    while (!atomic_load(&run->stop)) {
+        long first = atomic_fetch_add(&run->next_seq, opt->bulk);
+        if (first >= opt->jobs)
+            break;
+        long count = first + opt->bulk > opt->jobs ? opt->jobs - first : opt->bulk;
+        size_t used = 0;
+        for (long seq = first; seq < first + count; seq++) {
+            if (cap - used < 512 + (size_t)opt->payload_bytes) {
+                cap = cap ? 2 * cap : 65536 + (size_t)opt->payload_bytes;
+                batch = realloc(batch, cap);
+                if (!batch)
+                    abort();
+            }
+            used += (size_t)snprintf(batch + used, cap - used,
+                                     "%s{\"jid\":\"%s-%ld\",\"jobtype\":\"fwpload\","
+                                     "\"queue\":\"%s\",\"args\":[%ld%s]}",
+                                     seq == first ? "" : ",", run->jid_prefix, seq, opt->queue,
+                                     seq, run->filler);
+        }
+        size_t len = conn_format(&c->conn, "PUSHB [%.*s]\r\n", (int)used, batch);
+        struct reply r;
+        if (client_call(c, CMD_PUSHB, len, &r) != 0)
+            break;
+        if (r.type == REPLY_BULK && strcmp(r.data, "{}") == 0) {
+            atomic_fetch_add(&run->pushed, count);
+        } else if (r.type != REPLY_ERROR) {
+            atomic_fetch_add(&run->errors, 1);
+            run_note_error(run, "PUSHB: expected {}, got \"%.200s\"", r.data ? r.data : "");
+        }
+    }
+    free(batch);
+}
+
 static void *client_main(void *arg) {
     struct client *c = arg;
     struct run *run = c->run;
@@ -894,6 +1039,15 @@ static void *client_main(void *arg) {
     case ROLE_LATENCY_WORKER:
         latency_worker_loop(c);
         break;
+    case ROLE_SCHEDULE_PRODUCER:
+        schedule_producer_loop(c);
+        break;
+    case ROLE_SCHEDULE_WORKER:
+        schedule_worker_loop(c);
+        break;
+    case ROLE_FILLER:
+        filler_loop(c);
+        break;
     }
     c->finished_ns = bench_now_ns();
     atomic_fetch_sub(&run->threads_running, 1);
@@ -910,6 +1064,10 @@ static enum role role_for(const struct options *opt, int index) {
         return ROLE_FETCHER;
     case MODE_CYCLE:
         return index < opt->connections / 2 ? ROLE_PUSHER : ROLE_FETCHER;
+    case MODE_SCHEDULE:
+        return index == 0 ? ROLE_SCHEDULE_PRODUCER : ROLE_SCHEDULE_WORKER;
+    case MODE_FILL:
+        return ROLE_FILLER;
     default:
         return index == 0 ? ROLE_LATENCY_PRODUCER : ROLE_LATENCY_WORKER;
     }
@@ -936,6 +1094,7 @@ static void run_init(struct run *run, const struct options *opt) {
     pthread_mutex_init(&run->pickup.mu, NULL);
     pthread_cond_init(&run->pickup.cv, NULL);
     run->pickup.seq = -1;
+    run->schedule_base_ns = wall_now_ns();
 }
 
 /* Opens every connection before any thread starts, so the clock covers only the workload. */
@@ -947,7 +1106,8 @@ static int clients_open(struct client *clients, struct run *run) {
         c->index = i;
         c->role = role_for(opt, i);
         conn_init(&c->conn);
-        if (c->role == ROLE_FETCHER || c->role == ROLE_LATENCY_WORKER)
+        if (c->role == ROLE_FETCHER || c->role == ROLE_LATENCY_WORKER ||
+            c->role == ROLE_SCHEDULE_WORKER)
             snprintf(c->conn.wid, sizeof c->conn.wid, "%s-w%d", run->jid_prefix, i);
         if (c->role == ROLE_PUSHER)
             run->pushers_running++;
@@ -963,8 +1123,10 @@ static int clients_open(struct client *clients, struct run *run) {
 static long progress_count(const struct run *run) {
     switch (run->opt->mode) {
     case MODE_PUSH:
+    case MODE_FILL:
         return atomic_load(&run->pushed);
     case MODE_LATENCY:
+    case MODE_SCHEDULE:
         return atomic_load(&run->samples);
     default:
         return atomic_load(&run->done);
@@ -1117,6 +1279,10 @@ static json_t *result_json(const struct run *run, const struct result *res) {
         (json_int_t)atomic_load(&run->foreign), "errors",
         (json_int_t)atomic_load(&run->errors), "commands", commands, "first_error",
         run->first_error[0] ? run->first_error : NULL, "shortfall", res->shortfall);
+    if (opt->mode == MODE_SCHEDULE)
+        json_object_set_new(doc, "early_jobs", json_integer((json_int_t)atomic_load(&run->early)));
+    if (opt->mode == MODE_FILL)
+        json_object_set_new(doc, "bulk", json_integer((json_int_t)opt->bulk));
     if (opt->fallback_queue)
         json_object_set_new(doc, "fallback_jobs",
                             json_integer((json_int_t)atomic_load(&run->from_fallback)));
