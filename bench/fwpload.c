@@ -44,10 +44,10 @@
 /* ---- options -------------------------------------------------------------------------- */
 
 enum mode { MODE_PUSH, MODE_WORK, MODE_CYCLE, MODE_LATENCY, MODE_SCHEDULE, MODE_FILL,
-            MODE_FREE_PORT };
+            MODE_INFO, MODE_FREE_PORT };
 
 static const char *const mode_names[] = {"push",     "work", "cycle",    "latency",
-                                          "schedule", "fill", "free-port"};
+                                          "schedule", "fill", "info",  "free-port"};
 
 struct options {
     enum mode mode;
@@ -83,6 +83,7 @@ static void usage(FILE *out) {
             "             arrives (LATE: arrival minus \"at\", from the wall clock)\n"
             "  fill       push --jobs jobs with PUSHB, --bulk jobs per command, and leave them\n"
             "             queued (to measure memory and restart time with many jobs)\n"
+            "  info       connect, send INFO and print the job counts of --queue as JSON\n"
             "  free-port  print a TCP port on 127.0.0.1 that is free at this moment\n"
             "\n"
             "options:\n"
@@ -1374,6 +1375,23 @@ static int report(struct run *run, const struct result *res) {
     return ok ? 0 : 1;
 }
 
+/* Prints the INFO counts of opt->queue as one JSON object. Returns 0, or 1 when the server
+ * did not accept the connection or INFO failed. */
+static int print_info(const struct options *opt) {
+    struct server_counts counts;
+    char err[300] = "";
+    if (query_info(opt, &counts, err, sizeof err) != 0) {
+        fprintf(stderr, "fwpload: INFO failed: %s\n", err);
+        return 1;
+    }
+    json_t *doc = server_after_json(opt, &counts);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    printf("%s\n", text);
+    free(text);
+    json_decref(doc);
+    return 0;
+}
+
 static int run_workload(const struct options *opt) {
     struct run run;
     run_init(&run, opt);
@@ -1422,5 +1440,7 @@ int main(int argc, char **argv) {
         return rc > 0 ? 0 : 2;
     if (opt.mode == MODE_FREE_PORT)
         return bench_print_free_port("fwpload");
+    if (opt.mode == MODE_INFO)
+        return print_info(&opt);
     return run_workload(&opt);
 }
