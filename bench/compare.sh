@@ -635,14 +635,14 @@ tables above. $( ((compare_repeats == 1)) && echo "Each cell is one run." || ech
 os" are the medians from the tables above.
 
 - **beanstalkd** (Debian package), driven by \`bench/bsload.c\`: \`push\` is \`put\`, \`work\`
-  is \`reserve\` then \`delete\`, and in \`cycle\` 1% of the jobs are buried instead of
-  deleted, so they leave the ready queue as a FAILed job with \`retry: 0\` leaves fabrik. The
+  is \`reserve\` then \`delete\`. In \`cycle\` 1% of the jobs are buried instead of deleted, so
+  they leave the ready queue as a FAILed job with \`retry: 0\` leaves fabrik. The
   job body is the same JSON of about 90 bytes that fwpload pushes. Three settings of its
   binlog: \`-b\` with \`-f 0\` (fsync after every write), \`-b\` with the default \`-f 50\`
   (fsync at most every 50 ms), and no binlog.
 - **BullMQ** (npm) on Debian's redis-server with \`appendonly yes\`, \`appendfsync everysec\`
-  and no RDB snapshots, driven by \`bench/node/bullmq-load.mjs\`: each producer is a \`Queue\`
-  with its own Redis connection and one \`add\` in flight; the consumers are one \`Worker\`
+  and no RDB snapshots, driven by \`bench/node/bullmq-load.mjs\`. Each producer is a \`Queue\`
+  with its own Redis connection and one \`add\` in flight, and the consumers are one \`Worker\`
   with \`concurrency\` set to their number. Jobs carry \`removeOnComplete\` and
   \`removeOnFail\`, and in \`cycle\` 1% of them throw in the processor with \`attempts: 1\`, so
   they fail once and leave. The driver is one Node.js process, so BullMQ's client-side work
@@ -655,9 +655,9 @@ os" are the medians from the tables above.
   for \`cycle\` (PUSH, FETCH, ACK). beanstalkd needs the same number of round trips per job.
   BullMQ sends its commands over fewer connections and runs Lua scripts on the Redis side, so
   its jobs/s can pass this ceiling.
-- Durability differs: fabrik's \`fsync\` and beanstalkd's \`-f 0\` sync storage before they
-  reply, fabrik's \`os\`, beanstalkd's default and Redis's \`everysec\` leave the latest writes to
-  the operating system for up to some milliseconds to a second, and beanstalkd without a binlog
+- Durability differs. fabrik's \`fsync\` and beanstalkd's \`-f 0\` sync storage before they
+  reply. fabrik's \`os\`, beanstalkd's default and Redis's \`everysec\` leave the latest writes to
+  the operating system for up to some milliseconds to a second. beanstalkd without a binlog
   keeps the jobs in memory only.
 
 ### Versions
@@ -693,8 +693,8 @@ $(compare_cpu_table)
 
 ### Latency of one job to an idle worker
 
-As for fabrik: one consumer waits for a job (\`reserve-with-timeout\` for beanstalkd, an idle
-\`Worker\` with concurrency 1 for BullMQ), the producer sends one job 2 ms after the consumer
+As for fabrik, one consumer waits for a job: in \`reserve-with-timeout\` for beanstalkd, as an
+idle \`Worker\` with concurrency 1 for BullMQ. The producer sends one job 2 ms after the consumer
 started waiting, and the sample is the time from sending the job to the consumer having it.
 For BullMQ the end is the moment the processor function is called, in the same process.
 
@@ -715,9 +715,9 @@ fabrik_extra_sections() {
 One producer pushes $schedule_samples jobs with \`at\` set $schedule_delay s ahead and 10 ms apart, so they fall
 due one at a time, and one worker waits in FETCH. Lateness is the worker's wall clock when
 the job arrives minus its \`at\` (driver and server share the clock). The server arms one
-libevent timer for the earliest due time plus 1 ms and moves every due job when it fires, so
-the lateness is that 1 ms plus the timer's wake-up, the commit and the hand-off to the
-waiting FETCH.
+libevent timer for the earliest due time plus 1 ms and moves every due job when it fires.
+The lateness is therefore that 1 ms plus the timer's wake-up, the commit and the hand-off to
+the waiting FETCH.
 
 $(schedule_table)
 
@@ -737,8 +737,8 @@ connections, into one queue, and keeps them queued. RSS is VmHWM (peak) and VmRS
 \`/proc/<pid>/status\`; the data files are the apparent size of the data directory (SQLite
 database and WAL) while the server runs and after its shutdown. Then SIGTERM stops it
 ("shutdown" is until the process exited), and the same binary starts again on the same
-directory: "port accepts" is the time until a TCP connect succeeds and "INFO returns" until a
-full handshake and INFO returned the queue size.
+directory. "port accepts" is the time until a TCP connect succeeds, and "INFO returns" the time
+until a full handshake and INFO returned the queue size.
 
 $(big_table)
 EOF
