@@ -1,15 +1,12 @@
 /* fwpload: a load driver for servers that speak the Faktory Work Protocol (FWP), written for
- * fabrik's benchmarks. Every connection is one thread with a blocking socket to 127.0.0.1 and
- * one command in flight, as in the usual Faktory clients. It reports jobs per second and
+ * fabrik's benchmarks on top of libfabrik. Every connection is one thread with one libfabrik
+ * client (a blocking socket to 127.0.0.1) and one command in flight, as in the usual Faktory
+ * clients. It reports jobs per second and
  * per-command latency percentiles; bench/run drives it and writes docs/benchmarks.md. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fabrik/fabrik.h>
+
 #include "benchutil.h"
 
 /* The server reaps a worker after 60 s without BEAT, so this driver sends one every 10 s. */
@@ -31,7 +30,6 @@
 #define REPLY_TIMEOUT_SECONDS 30
 #define PROGRESS_AFTER_SECONDS 3.0
 #define MAX_CONNECTIONS 512
-#define MAX_REPLY_BYTES (64u << 20)
 /* cycle mode FAILs each job whose sequence number ends in 99 modulo 100: 1% of the jobs. */
 #define FAIL_EVERY 100
 /* latency mode: pause between the worker sending FETCH and the producer's PUSH, so that the
@@ -286,23 +284,23 @@ static int parse_options(int argc, char **argv, struct options *opt) {
     return check_options(opt, jobs_set, connections_set);
 }
 
-/* ---- one FWP connection --------------------------------------------------------------- */
+/* ---- one FWP connection, through libfabrik ---------------------------------------------- */
 
-enum reply_type { REPLY_STRING, REPLY_ERROR, REPLY_BULK, REPLY_NIL };
+/* fabrik_command() returns the text of a simple string and the payload of a bulk string
+ * alike, so the driver distinguishes replies by their text. */
+enum reply_type { REPLY_TEXT, REPLY_ERROR, REPLY_NIL };
 
-/* One reply. Its data points into the connection's buffer, is NUL-terminated and stays valid
- * until the next read on that connection. For an error, data starts after the '-'. */
+/* One reply. data is NUL-terminated and stays valid until the next command on that
+ * connection. For an error, data is the server's message without "-ERR ". */
 struct reply {
     enum reply_type type;
-    char *data;
-    size_t len;
+    const char *data;
 };
 
 struct fwp_conn {
-    int fd;
-    char *in;                 /* received bytes, of which in[in_start, in_end) are unparsed */
-    size_t in_cap, in_start, in_end;
-    char *out;                /* the command being sent */
+    struct fabrik_client *client;
+    char *reply;              /* text of the last reply, freed by the next command */
+    char *out;                /* the command being sent, without its line ending */
     size_t out_cap;
     char wid[64];             /* empty for a producer */
     uint64_t last_beat_ns;
@@ -311,13 +309,12 @@ struct fwp_conn {
 
 static void conn_init(struct fwp_conn *c) {
     memset(c, 0, sizeof *c);
-    c->fd = -1;
 }
 
+/* Sends END, closes the connection and frees what c owns. */
 static void conn_close(struct fwp_conn *c) {
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->in);
+    fabrik_client_close(c->client);
+    fabrik_free(c->reply);
     free(c->out);
     conn_init(c);
 }
@@ -354,189 +351,42 @@ static size_t conn_format(struct fwp_conn *c, const char *fmt, ...) {
     }
 }
 
-static int conn_send(struct fwp_conn *c, size_t len) {
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = send(c->fd, c->out + sent, len - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return conn_fail(c, "send failed: %s", strerror(errno));
-        sent += (size_t)n;
-    }
-    return 0;
-}
-
-/* Reads more bytes, first moving the unparsed ones to the start of the buffer, so offsets
- * relative to in_start stay valid. */
-static int conn_fill(struct fwp_conn *c) {
-    if (c->in_start > 0) {
-        memmove(c->in, c->in + c->in_start, c->in_end - c->in_start);
-        c->in_end -= c->in_start;
-        c->in_start = 0;
-    }
-    if (c->in_end == c->in_cap) {
-        if (c->in_cap >= MAX_REPLY_BYTES)
-            return conn_fail(c, "reply larger than %u bytes", MAX_REPLY_BYTES);
-        c->in_cap = c->in_cap ? 2 * c->in_cap : 65536;
-        c->in = realloc(c->in, c->in_cap);
-        if (!c->in)
-            abort();
-    }
-    for (;;) {
-        ssize_t n = recv(c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
-        if (n > 0) {
-            c->in_end += (size_t)n;
-            return 0;
-        }
-        if (n == 0)
-            return conn_fail(c, "the server closed the connection");
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return conn_fail(c, "no reply within %d s", REPLY_TIMEOUT_SECONDS);
-        return conn_fail(c, "recv failed: %s", strerror(errno));
-    }
-}
-
-/* Ensures that n unparsed bytes are buffered. */
-static int conn_need(struct fwp_conn *c, size_t n) {
-    while (c->in_end - c->in_start < n) {
-        if (conn_fill(c) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Parses the bulk string whose header line has line_len bytes before its LF. */
-static int conn_read_bulk(struct fwp_conn *c, size_t line_len, struct reply *r) {
-    char *line = c->in + c->in_start;
-    char *end = NULL;
-    long len = strtol(line + 1, &end, 10);
-    if (end == line + 1 || (*end != '\r' && *end != '\n') || len < -1 ||
-        len > (long)MAX_REPLY_BYTES)
-        return conn_fail(c, "invalid bulk string header \"%.*s\"",
-                         (int)(line_len > 40 ? 40 : line_len), line);
-    if (len == -1) {
-        *r = (struct reply){.type = REPLY_NIL};
-        c->in_start += line_len + 1;
+/* Sends the command in c->out and reads its reply into *r. Returns 0, also for an error
+ * reply, or -1 with c->error set when the connection failed or the reply was unusable. */
+static int conn_call(struct fwp_conn *c, struct reply *r) {
+    fabrik_free(c->reply);
+    c->reply = NULL;
+    int rc = fabrik_command(c->client, c->out, &c->reply);
+    if (rc == FABRIK_ESERVER || rc == FABRIK_ENOTUNIQUE || rc == FABRIK_ECODED) {
+        *r = (struct reply){.type = REPLY_ERROR, .data = fabrik_client_error(c->client)};
         return 0;
     }
-    size_t need = line_len + 1 + (size_t)len + 2;
-    if (conn_need(c, need) != 0)
-        return -1;
-    r->type = REPLY_BULK;
-    r->data = c->in + c->in_start + line_len + 1;
-    r->len = (size_t)len;
-    r->data[len] = '\0';   /* overwrites the CR, which is consumed with the reply */
-    c->in_start += need;
+    if (rc != 0)
+        return conn_fail(c, "%s: %s", fabrik_strerror(rc), fabrik_client_error(c->client));
+    *r = (struct reply){.type = c->reply ? REPLY_TEXT : REPLY_NIL, .data = c->reply};
     return 0;
 }
 
-/* Reads one RESP reply. Returns 0, or -1 with c->error set. */
-static int conn_read_reply(struct fwp_conn *c, struct reply *r) {
-    size_t line_len = 0;
-    for (;;) {
-        char *start = c->in + c->in_start;
-        char *lf = c->in_end > c->in_start ? memchr(start, '\n', c->in_end - c->in_start) : NULL;
-        if (lf) {
-            line_len = (size_t)(lf - start);
-            break;
-        }
-        if (conn_fill(c) != 0)
-            return -1;
-    }
-    char *line = c->in + c->in_start;
-    size_t text_len = line_len > 0 && line[line_len - 1] == '\r' ? line_len - 1 : line_len;
-    if (text_len == 0)
-        return conn_fail(c, "empty reply line");
-    if (line[0] == '$')
-        return conn_read_bulk(c, line_len, r);
-    if (line[0] != '+' && line[0] != '-')
-        return conn_fail(c, "unexpected reply \"%.*s\"", (int)(text_len > 60 ? 60 : text_len),
-                         line);
-    r->type = line[0] == '+' ? REPLY_STRING : REPLY_ERROR;
-    r->data = line + 1;
-    r->len = text_len - 1;
-    r->data[r->len] = '\0';
-    c->in_start += line_len + 1;
-    return 0;
-}
-
-/* Writes the FWP password hash: SHA-256 of password and salt, then SHA-256 of the digest,
- * iterations times in total, as lowercase hex into hex (65 bytes). */
-static int password_hash(const char *password, const char *salt, long iterations, char *hex) {
-    size_t plen = strlen(password), slen = strlen(salt);
-    unsigned char *input = malloc(plen + slen);
-    unsigned char digest[32];
-    if (!input)
-        abort();
-    memcpy(input, password, plen);
-    memcpy(input + plen, salt, slen);
-    int ok = EVP_Digest(input, plen + slen, digest, NULL, EVP_sha256(), NULL);
-    free(input);
-    for (long i = 1; ok && i < iterations; i++)
-        ok = EVP_Digest(digest, sizeof digest, digest, NULL, EVP_sha256(), NULL);
-    for (size_t i = 0; i < sizeof digest; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    return ok ? 0 : -1;
-}
-
-/* Builds the HELLO document for greeting (the JSON after "HI "). Caller frees. */
-static char *hello_json(struct fwp_conn *c, const char *greeting, const char *password) {
-    json_t *hi = json_loads(greeting, 0, NULL);
-    if (!json_is_object(hi)) {
-        json_decref(hi);
-        conn_fail(c, "greeting is not a JSON object: \"%.60s\"", greeting);
-        return NULL;
-    }
-    char hostname[256] = "localhost";
-    gethostname(hostname, sizeof hostname - 1);
-    json_t *hello = json_pack("{s:i, s:s, s:i, s:[s]}", "v", 2, "hostname", hostname, "pid",
-                              (int)getpid(), "labels", "fwpload");
-    if (c->wid[0])
-        json_object_set_new(hello, "wid", json_string(c->wid));
-
-    const char *salt = json_string_value(json_object_get(hi, "s"));
-    char hash[65] = "";
-    if (salt && !password)
-        conn_fail(c, "the server requires a password: set FAKTORY_PASSWORD");
-    else if (salt && password_hash(password, salt, (long)json_integer_value(
-                                       json_object_get(hi, "i")), hash) != 0)
-        conn_fail(c, "SHA-256 failed while hashing the password");
-    else if (salt)
-        json_object_set_new(hello, "pwdhash", json_string(hash));
-    char *text = c->error[0] ? NULL : json_dumps(hello, JSON_COMPACT);
-    json_decref(hi);
-    json_decref(hello);
-    return text;
-}
-
-static int conn_connect(struct fwp_conn *c, int port) {
-    c->fd = bench_connect_loopback(port, REPLY_TIMEOUT_SECONDS);
-    if (c->fd < 0)
-        return conn_fail(c, "connect to 127.0.0.1:%d failed: %s", port, strerror(errno));
-    return 0;
-}
-
-/* Connects to 127.0.0.1:port and completes the HI/HELLO handshake. A non-empty c->wid makes
- * it a worker connection. Returns 0, or -1 with c->error set. */
+/* Connects to 127.0.0.1:port and completes the HI/HELLO handshake with libfabrik, which also
+ * computes the password hash when the server requests one. A non-empty c->wid makes it a worker connection. Returns 0,
+ * or -1 with c->error set. Reconnects are off: a lost connection ends the run. */
 static int conn_open(struct fwp_conn *c, int port, const char *password) {
-    struct reply r;
-    if (conn_connect(c, port) != 0 || conn_read_reply(c, &r) != 0)
-        return -1;
-    if (r.type != REPLY_STRING || strncmp(r.data, "HI ", 3) != 0)
-        return conn_fail(c, "expected the +HI greeting, got \"%.60s\"", r.data);
-    char *hello = hello_json(c, r.data + 3, password);
-    if (!hello)
-        return -1;
-    size_t len = conn_format(c, "HELLO %s\r\n", hello);
-    free(hello);
-    if (conn_send(c, len) != 0 || conn_read_reply(c, &r) != 0)
-        return -1;
-    if (r.type != REPLY_STRING || strcmp(r.data, "OK") != 0)
-        return conn_fail(c, "HELLO rejected: %s%.200s", r.type == REPLY_ERROR ? "-" : "",
-                         r.data ? r.data : "(no text)");
+    static const char *const labels[] = {"fwpload", NULL};
+    char url[64];
+    /* The driver talks to a server on this machine only: the address is fixed. */
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    struct fabrik_options opts;
+    fabrik_options_init(&opts);
+    opts.url = url;
+    opts.password = password;
+    opts.wid = c->wid[0] ? c->wid : NULL;
+    opts.labels = labels;
+    opts.io_timeout_ms = REPLY_TIMEOUT_SECONDS * 1000;
+    opts.reconnect_attempts = 0;
+    char err[256] = "";
+    if (fabrik_client_open(&c->client, &opts, err, sizeof err) != 0)
+        return conn_fail(c, "connect to %s failed: %s%s", url, err,
+                         password ? "" : " (fwpload reads the password from FAKTORY_PASSWORD)");
     c->last_beat_ns = bench_now_ns();
     return 0;
 }
@@ -622,8 +472,9 @@ struct client {
  * with *r set, or -1 after an I/O or framing error, which stops the run. An error reply is
  * counted here and returns 0. */
 static int client_call(struct client *c, enum cmd_kind kind, size_t len, struct reply *r) {
+    (void)len;   /* the command is the NUL-terminated text in c->conn.out */
     uint64_t started = bench_now_ns();
-    if (conn_send(&c->conn, len) != 0 || conn_read_reply(&c->conn, r) != 0) {
+    if (conn_call(&c->conn, r) != 0) {
         if (!atomic_load(&c->run->stop))
             run_note_error(c->run, "%s on connection %d: %s", cmd_names[kind], c->index,
                            c->conn.error);
@@ -640,7 +491,7 @@ static int client_call(struct client *c, enum cmd_kind kind, size_t len, struct 
 
 /* Returns true for +OK; anything else but an error reply (already counted) is counted here. */
 static bool reply_is_ok(struct client *c, enum cmd_kind kind, const struct reply *r) {
-    if (r->type == REPLY_STRING && strcmp(r->data, "OK") == 0)
+    if (r->type == REPLY_TEXT && strcmp(r->data, "OK") == 0)
         return true;
     if (r->type != REPLY_ERROR) {
         atomic_fetch_add(&c->run->errors, 1);
@@ -656,11 +507,11 @@ static int client_beat(struct client *c) {
     if (bench_now_ns() - c->conn.last_beat_ns < BEAT_INTERVAL_NS)
         return 0;
     struct reply r;
-    size_t len = conn_format(&c->conn, "BEAT {\"wid\":\"%s\"}\r\n", c->conn.wid);
+    size_t len = conn_format(&c->conn, "BEAT {\"wid\":\"%s\"}", c->conn.wid);
     if (client_call(c, CMD_BEAT, len, &r) != 0)
         return -1;
     c->conn.last_beat_ns = bench_now_ns();
-    if (r.type == REPLY_BULK && strstr(r.data, "terminate")) {
+    if (r.type == REPLY_TEXT && strstr(r.data, "terminate")) {
         run_note_error(c->run, "BEAT: the server asked worker %s to terminate", c->conn.wid);
         atomic_store(&c->run->stop, true);
         return -1;
@@ -676,7 +527,7 @@ static size_t format_push(struct client *c, long seq) {
     const struct run *run = c->run;
     return conn_format(&c->conn,
                        "PUSH {\"jid\":\"%s-%ld\",\"jobtype\":\"fwpload\",\"queue\":\"%s\","
-                       "\"args\":[%ld%s]%s}\r\n",
+                       "\"args\":[%ld%s]%s}",
                        run->jid_prefix, seq, run->opt->queue, seq, run->filler,
                        job_should_fail(run, seq) ? ",\"retry\":0" : "");
 }
@@ -734,8 +585,8 @@ static int client_finish_job(struct client *c, const char *payload) {
     size_t len = fail ? conn_format(&c->conn,
                                     "FAIL {\"jid\":\"%s\",\"errtype\":\"fwpload\",\"message\":"
                                     "\"deliberate failure of 1%% of the jobs\","
-                                    "\"backtrace\":[]}\r\n", jid)
-                      : conn_format(&c->conn, "ACK {\"jid\":\"%s\"}\r\n", jid);
+                                    "\"backtrace\":[]}", jid)
+                      : conn_format(&c->conn, "ACK {\"jid\":\"%s\"}", jid);
     struct reply r;
     if (client_call(c, kind, len, &r) != 0)
         return -1;
@@ -757,8 +608,8 @@ static int client_finish_job(struct client *c, const char *payload) {
 static size_t format_fetch(struct client *c) {
     const struct options *opt = c->run->opt;
     if (opt->fallback_queue)
-        return conn_format(&c->conn, "FETCH %s %s\r\n", opt->queue, opt->fallback_queue);
-    return conn_format(&c->conn, "FETCH %s\r\n", opt->queue);
+        return conn_format(&c->conn, "FETCH %s %s", opt->queue, opt->fallback_queue);
+    return conn_format(&c->conn, "FETCH %s", opt->queue);
 }
 
 /* Returns whether the job payload belongs to queue (false for a NULL queue). The server
@@ -794,7 +645,7 @@ static void fetcher_loop(struct client *c) {
             atomic_fetch_sub(&run->claimed, 1);
             continue;
         }
-        if (r.type != REPLY_BULK)
+        if (r.type != REPLY_TEXT)
             continue;
         if (job_in_queue(r.data, run->opt->fallback_queue))
             atomic_fetch_add(&run->from_fallback, 1);
@@ -882,18 +733,18 @@ static void latency_worker_loop(struct client *c) {
         struct reply r;
         if (client_beat(c) != 0)
             break;
-        size_t len = conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue);
-        if (conn_send(&c->conn, len) != 0)
-            break;
+        conn_format(&c->conn, "FETCH %s", run->opt->queue);
+        /* fabrik_command() sends and waits in one call, so the worker reports itself waiting
+         * just before it sends FETCH; the producer's pause covers the send. */
         pickup_publish(run, true, 0, 0);
-        if (conn_read_reply(&c->conn, &r) != 0) {
+        if (conn_call(&c->conn, &r) != 0) {
             if (!atomic_load(&run->stop))
                 run_note_error(run, "FETCH on the latency worker: %s", c->conn.error);
             atomic_store(&run->stop, true);
             break;
         }
         uint64_t arrived = bench_now_ns();
-        if (r.type != REPLY_BULK)
+        if (r.type != REPLY_TEXT)
             continue;   /* the 2-second FETCH wait ended without a job */
         char jid[256];
         long seq = job_identify(run, r.data, jid, sizeof jid);
@@ -939,7 +790,7 @@ static void schedule_producer_loop(struct client *c) {
         format_rfc3339(schedule_due_ns(run, seq), at, sizeof at);
         size_t len = conn_format(&c->conn,
                                  "PUSH {\"jid\":\"%s-%ld\",\"jobtype\":\"fwpload\",\"queue\":"
-                                 "\"%s\",\"args\":[%ld],\"at\":\"%s\"}\r\n",
+                                 "\"%s\",\"args\":[%ld],\"at\":\"%s\"}",
                                  run->jid_prefix, seq, run->opt->queue, seq, at);
         struct reply r;
         if (client_call(c, CMD_PUSH, len, &r) != 0)
@@ -959,15 +810,15 @@ static void schedule_worker_loop(struct client *c) {
         struct reply r;
         if (client_beat(c) != 0)
             break;
-        size_t len = conn_format(&c->conn, "FETCH %s\r\n", run->opt->queue);
-        if (conn_send(&c->conn, len) != 0 || conn_read_reply(&c->conn, &r) != 0) {
+        conn_format(&c->conn, "FETCH %s", run->opt->queue);
+        if (conn_call(&c->conn, &r) != 0) {
             if (!atomic_load(&run->stop))
                 run_note_error(run, "FETCH on the schedule worker: %s", c->conn.error);
             atomic_store(&run->stop, true);
             break;
         }
         uint64_t arrived = wall_now_ns();
-        if (r.type != REPLY_BULK)
+        if (r.type != REPLY_TEXT)
             continue;   /* the 2-second FETCH wait ended without a job */
         char jid[256];
         long seq = job_identify(run, r.data, jid, sizeof jid);
@@ -1008,11 +859,11 @@ static void filler_loop(struct client *c) {
                                      seq == first ? "" : ",", run->jid_prefix, seq, opt->queue,
                                      seq, run->filler);
         }
-        size_t len = conn_format(&c->conn, "PUSHB [%.*s]\r\n", (int)used, batch);
+        size_t len = conn_format(&c->conn, "PUSHB [%.*s]", (int)used, batch);
         struct reply r;
         if (client_call(c, CMD_PUSHB, len, &r) != 0)
             break;
-        if (r.type == REPLY_BULK && strcmp(r.data, "{}") == 0) {
+        if (r.type == REPLY_TEXT && strcmp(r.data, "{}") == 0) {
             atomic_fetch_add(&run->pushed, count);
         } else if (r.type != REPLY_ERROR) {
             atomic_fetch_add(&run->errors, 1);
@@ -1136,7 +987,7 @@ static long progress_count(const struct run *run) {
 
 /* Prints progress once a second after PROGRESS_AFTER_SECONDS and enforces --timeout. Returns
  * when every thread has finished. */
-static void monitor(struct run *run, struct client *clients, uint64_t started) {
+static void monitor(struct run *run, uint64_t started) {
     const struct timespec tick = {.tv_nsec = 50000000L};
     uint64_t next_report = started + 1000000000ull;
     long last_count = 0;
@@ -1149,10 +1000,9 @@ static void monitor(struct run *run, struct client *clients, uint64_t started) {
             timed_out = true;
             run_note_error(run, "timed out after %.0f s with %ld of %ld jobs done",
                            run->opt->timeout_seconds, progress_count(run), run->opt->jobs);
+            /* A thread waiting for a reply checks the flag after the reply arrives: FETCH returns
+             * within 2 s, and any other command within the 30 s I/O timeout. */
             atomic_store(&run->stop, true);
-            /* Threads blocked in recv return at once instead of after their read timeout. */
-            for (int i = 0; i < run->opt->connections; i++)
-                shutdown(clients[i].conn.fd, SHUT_RDWR);
         }
         if (now < next_report)
             continue;
@@ -1200,9 +1050,9 @@ static int query_info(const struct options *opt, struct server_counts *out, char
     struct reply r;
     int rc = -1;
     if (conn_open(&c, opt->port, opt->password) != 0 ||
-        conn_send(&c, conn_format(&c, "INFO\r\n")) != 0 || conn_read_reply(&c, &r) != 0) {
+        (conn_format(&c, "INFO"), conn_call(&c, &r)) != 0) {
         snprintf(err, errlen, "%s", c.error);
-    } else if (r.type != REPLY_BULK) {
+    } else if (r.type != REPLY_TEXT) {
         snprintf(err, errlen, "INFO returned \"%.200s\"", r.data ? r.data : "");
     } else {
         json_t *doc = json_loads(r.data, 0, NULL);
@@ -1225,9 +1075,8 @@ static int query_info(const struct options *opt, struct server_counts *out, char
             snprintf(err, errlen, "INFO has no \"faktory\" object");
         rc = faktory ? 0 : -1;
         json_decref(doc);
-        conn_send(&c, conn_format(&c, "END\r\n"));
     }
-    conn_close(&c);
+    conn_close(&c);   /* sends END */
     return rc;
 }
 
@@ -1410,7 +1259,7 @@ static int run_workload(const struct options *opt) {
     pthread_barrier_wait(&run.start);
     double cpu_before = bench_cpu_seconds();
     uint64_t started = bench_now_ns();
-    monitor(&run, clients, started);
+    monitor(&run, started);
     /* The run ends when its last thread does, not when the monitor next looks. */
     uint64_t finished = started;
     for (int i = 0; i < opt->connections; i++) {
