@@ -368,8 +368,9 @@ static int conn_call(struct fwp_conn *c, struct reply *r) {
 }
 
 /* Connects to 127.0.0.1:port and completes the HI/HELLO handshake with libfabrik, which also
- * computes the password hash when the server requests one. A non-empty c->wid makes it a worker connection. Returns 0,
- * or -1 with c->error set. Reconnects are off: a lost connection ends the run. */
+ * computes the password hash when the server requests one. A non-empty c->wid makes it a
+ * worker connection. Returns 0, or -1 with c->error set. Reconnects are off, so a lost
+ * connection ends the run. */
 static int conn_open(struct fwp_conn *c, int port, const char *password) {
     static const char *const labels[] = {"fwpload", NULL};
     char url[64];
