@@ -45,10 +45,13 @@ static int read_limit(const json_t *entry, const char *queue, const char *key, i
     if (!v)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_LIMIT) {
+        /* The example must itself be valid: a rate limit goes with its period, a slot
+         * limit with its timeout. */
+        bool rate = strcmp(key, "rate_limit") == 0;
         snprintf(err, errlen,
                  "[throttles] %s: %s must be an integer from 1 to %d, as in "
-                 "%s = { %s = 5, timeout = 60 }",
-                 queue, key, MAX_LIMIT, queue, key);
+                 "%s = { %s = 5, %s = 60 }",
+                 queue, key, MAX_LIMIT, queue, key, rate ? "rate_period" : "timeout");
         return -1;
     }
     *out = (int)json_integer_value(v);

@@ -268,9 +268,13 @@ static void parse_rejects_bad_limits(void **state) {
                      "{\"bulk\": {\"%s\": %s, \"timeout\": 60, \"rate_period\": 60}}", keys[k],
                      values[v]);
             const char *err = parse_error(table);
-            char expected[128];
+            char expected[160];
             snprintf(expected, sizeof expected,
                      "[throttles] bulk: %s must be an integer from 1 to 1000000", keys[k]);
+            assert_contains(err, expected);
+            /* The example in the message is itself a valid entry. */
+            snprintf(expected, sizeof expected, "as in bulk = { %s = 5, %s = 60 }", keys[k],
+                     k == 2 ? "rate_period" : "timeout");
             assert_contains(err, expected);
         }
     }
