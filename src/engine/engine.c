@@ -504,11 +504,25 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
     return 0;
 }
 
-int engine_ack(struct engine *e, const char *jid) {
+/* Whether a reservation belongs to another worker than wid: the sender's own reservation
+ * expired and the job was handed to someone else. A side without a wid matches anyone. */
+static bool held_by_other(const struct store_job *job, const char *wid, const char *verb) {
+    if (!wid || !wid[0] || !job->wid || !job->wid[0] || strcmp(job->wid, wid) == 0)
+        return false;
+    log_info("late_reply_ignored", "verb=%s jid=%s wid=%s holder=%s queue=%s", verb, job->jid,
+             wid, job->wid, job->queue);
+    return true;
+}
+
+int engine_ack(struct engine *e, const char *jid, const char *wid) {
     struct store_job job = {0};
     int rc = store_find_working(e->store, jid, &job);
     if (rc <= 0)
         return rc;
+    if (held_by_other(&job, wid, "ACK")) {
+        store_job_clear(&job);
+        return 0;
+    }
     double now = engine_now(e);
     rc = store_delete_job(e->store, job.id);
     if (rc == 0)
@@ -579,13 +593,18 @@ static int fail_job(struct engine *e, struct store_job *job,
     return rc;
 }
 
-int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report) {
+int engine_fail(struct engine *e, const char *jid, const char *wid,
+                const struct job_failure_report *report) {
     struct store_job job = {0};
     int rc = store_find_working(e->store, jid, &job);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return 1;
+    if (held_by_other(&job, wid, "FAIL")) {
+        store_job_clear(&job);
+        return 1;
+    }
     rc = fail_job(e, &job, report, engine_now(e));
     store_job_clear(&job);
     return rc;

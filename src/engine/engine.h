@@ -106,13 +106,17 @@ int engine_push_ext(struct engine *e, json_t *job, const char *bid, int ext, cha
 int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char *wid,
                  struct store_job *out);
 
-/* Acknowledges the latest reservation of jid; an unknown jid is a success that changes
+/* Acknowledges the latest reservation of jid, sent by worker wid (NULL when the connection
+ * sent none). An unknown jid, or a reservation that another worker holds now (a late ACK
+ * after the sender's reservation expired and the job ran again), is a success that changes
  * nothing. Returns 0 or -1. */
-int engine_ack(struct engine *e, const char *jid);
+int engine_ack(struct engine *e, const char *jid, const char *wid);
 
-/* Records a failure of jid's latest reservation and moves it to retry, dead or nowhere.
- * Returns 0, 1 when jid has no reservation, -1 on a store failure. */
-int engine_fail(struct engine *e, const char *jid, const struct job_failure_report *report);
+/* Records a failure of jid's latest reservation, sent by worker wid, and moves the job to
+ * retry, dead or nowhere. Returns 0; 1 when jid has no reservation or another worker holds
+ * it now; -1 on a store failure. */
+int engine_fail(struct engine *e, const char *jid, const char *wid,
+                const struct job_failure_report *report);
 
 /* Runs everything due at now: scheduled and retry jobs into their queues, expired
  * reservations as failures, removal of expired jobs, dead-set trimming, cron, throttle slot

@@ -305,8 +305,8 @@ static void cmd_ack(struct server *s, struct conn *c, const struct proto_command
     json_t *doc = json_loadb(cmd->args, cmd->args_len, 0, NULL);
     const char *jid = json_string_value(json_object_get(doc, "jid"));
     if (!json_is_object(doc) || !jid) {
-        reply_invalid(c, "invalid ACK", cmd);
-    } else if (engine_ack(&s->engine, jid) != 0) {
+        reply_invalid(c, "invalid ACK, expected {\"jid\":\"...\"}:", cmd);
+    } else if (engine_ack(&s->engine, jid, c->worker ? c->worker->wid : NULL) != 0) {
         server_fail_tx(s, store_error(s->store));
         resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
     } else {
@@ -330,7 +330,7 @@ static void cmd_fail(struct server *s, struct conn *c, const struct proto_comman
     if (job_parse_failure(doc, &jid, &report, err, sizeof err) != 0) {
         resp_error(conn_reply(c, false), err);
     } else {
-        int rc = engine_fail(&s->engine, jid, &report);
+        int rc = engine_fail(&s->engine, jid, c->worker ? c->worker->wid : NULL, &report);
         if (rc < 0) {
             server_fail_tx(s, store_error(s->store));
             resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));

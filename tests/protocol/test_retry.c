@@ -331,6 +331,35 @@ static void long_job_runs_again_after_expiry(void) {
     TH_EQ_INT(TH_JINT(info, "faktory.total_enqueued"), 0);
 }
 
+/* B04: the first worker's reservation expired and a second worker runs the job again. The
+ * first worker's late ACK or FAIL must not finish or fail the second worker's run. */
+static void late_reply_leaves_new_run_alone(void) {
+    struct th_server *srv = th_server_start(NULL);
+    struct th_conn *p = th_producer(srv);
+    TH_PUSH(p, "job-a-0001", "\"reserve_for\":60");
+    struct th_conn *w1 = th_worker(srv, "slow-worker");
+    TH_FETCH_JID(w1, "default", "job-a-0001");
+    TH_CLOCK(p, 50);
+    TH_OK(w1, "BEAT {\"wid\":\"slow-worker\"}");
+    TH_CLOCK(p, 50);   /* expired: the job waits in the retry set, due within 44 s */
+    TH_OK(w1, "BEAT {\"wid\":\"slow-worker\"}");
+    TH_CLOCK(p, 45);
+    struct th_conn *w2 = th_worker(srv, "fast-worker");
+    TH_FETCH_JID(w2, "default", "job-a-0001");
+
+    TH_EXPECT(w1, "-ERR Job not found job-a-0001",
+              "FAIL {\"jid\":\"job-a-0001\",\"errtype\":\"E\",\"message\":\"late\"}");
+    TH_OK(w1, "ACK {\"jid\":\"job-a-0001\"}");
+    TH_INFO_EQ(p, "faktory.sets.working", 1);
+    TH_CHECK(th_server_log_contains(srv, "event=late_reply_ignored verb=ACK jid=job-a-0001 "
+                                         "wid=slow-worker holder=fast-worker"));
+    TH_OK(w2, "ACK {\"jid\":\"job-a-0001\"}");
+    json_t *info = TH_INFO(p);
+    TH_EQ_INT(TH_JINT(info, "faktory.sets.working"), 0);
+    TH_EQ_INT(TH_JINT(info, "faktory.sets.retries"), 0);
+    TH_EQ_INT(TH_JINT(info, "faktory.total_failures"), 1);
+}
+
 static void dead_set_trimmed_after_ttl(void) {
     struct th_server_opts opts = { .toml = "[fabrik]\ndead_ttl_days = 1\n" };
     struct th_server *srv = th_server_start(&opts);
@@ -387,6 +416,7 @@ int main(int argc, char **argv) {
         TH_CASE(crashed_worker_job_retried_after_reservation),
         TH_CASE(reaped_worker_keeps_job_reservation),
         TH_CASE(long_job_runs_again_after_expiry),
+        TH_CASE(late_reply_leaves_new_run_alone),
         TH_CASE(dead_set_trimmed_after_ttl),
         TH_CASE(dead_set_capped_at_dead_max),
     };

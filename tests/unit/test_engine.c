@@ -200,7 +200,7 @@ static int fail_job(struct fixture *f, const char *jid) {
     snprintf(report.errtype, sizeof report.errtype, "RuntimeError");
     snprintf(report.message, sizeof report.message, "boom");
     report.backtrace = json_pack("[s]", "worker.rb:1");
-    int rc = engine_fail(&f->e, jid, &report);
+    int rc = engine_fail(&f->e, jid, NULL, &report);
     json_decref(report.backtrace);
     return rc;
 }
@@ -310,7 +310,7 @@ static void push_invalid_stores_nothing(void **state) {
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(push_typed(f, "short", "T", "", err, sizeof err), 1);
-    assert_string_equal(err, "jobs must have a reasonable jid parameter");
+    assert_string_equal(err, "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
     assert_int_equal(f->e.set_size[JOB_QUEUED], 0);
     assert_int_equal(engine_queue_count(&f->e), 0);
     assert_int_equal(f->enqueue_calls, 0);
@@ -410,7 +410,7 @@ static void ack_removes_and_counts(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     assert_int_equal(f->e.set_size[JOB_WORKING], 0);
     assert_int_equal(f->e.processed, 1);
     assert_int_equal(f->e.failures, 0);
@@ -424,16 +424,16 @@ static void ack_twice_changes_nothing(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     assert_int_equal(f->e.processed, 1);
 }
 
 static void ack_unknown_jid_is_success(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
-    assert_int_equal(engine_ack(&f->e, "never-pushed"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
+    assert_int_equal(engine_ack(&f->e, "never-pushed", NULL), 0);
     assert_int_equal(f->e.processed, 0);
     assert_int_equal(f->e.set_size[JOB_QUEUED], 1);
 }
@@ -738,7 +738,7 @@ static void late_ack_after_expiry_keeps_retry(void **state) {
     fetch_expect(f, "default", "job-a-0001");
     advance(f, 80);
     assert_int_equal(fail_job(f, "job-a-0001"), 1);
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     assert_int_equal(f->e.set_size[JOB_RETRY], 1);
     assert_int_equal(f->e.processed, 1);
 }
@@ -860,7 +860,7 @@ static void deadline_includes_reservations(void **state) {
     advance(f, 0);
     assert_true(f->e.next_deadline == expiry);
 
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     advance(f, 0);
     assert_true(f->e.next_deadline == due100);
 }
@@ -888,7 +888,7 @@ static void flush_removes_everything(void **state) {
     push_and_fail(f, "job-d-0001", "T", ",\"retry\":-1");
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     push_job(f, "job-w-0001", "");
     fetch_expect(f, "default", "job-w-0001");
     char *paused[] = {"critical"};
@@ -1165,7 +1165,7 @@ static void abort_restores_counters_and_sizes(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     push_job(f, "job-c-0001", "");
     commit(f);
 
@@ -1214,7 +1214,7 @@ static void restart_keeps_everything(void **state) {
     fetch_expect(f, "default", "job-w-0001");
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     push_job(f, "job-p-0001", ",\"queue\":\"held\"");
     char *names[] = {"held"};
     assert_int_equal(engine_pause_queues(&f->e, names, 1, true), 0);
@@ -1233,7 +1233,7 @@ static void restart_keeps_everything(void **state) {
     assert_int_equal(engine_queue_count(&f->e), 3);
 
     /* The reservation survives: ACK works after the restart. */
-    assert_int_equal(engine_ack(&f->e, "job-w-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-w-0001", NULL), 0);
     assert_int_equal(f->e.processed, processed + 1);
 
     /* The scheduled job is still due at its time. */
@@ -1248,7 +1248,7 @@ static void restart_keeps_queue_order(void **state) {
     push_job(f, "job-a-0001", "");
     push_job(f, "job-b-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     restart(f);
 
     /* Jobs entering the queue after the restart line up behind those already waiting. */
@@ -1266,7 +1266,7 @@ static void restart_keeps_counters_committed(void **state) {
     struct fixture *f = *state;
     push_job(f, "job-a-0001", "");
     fetch_expect(f, "default", "job-a-0001");
-    assert_int_equal(engine_ack(&f->e, "job-a-0001"), 0);
+    assert_int_equal(engine_ack(&f->e, "job-a-0001", NULL), 0);
     commit(f);
     push_and_fail(f, "job-b-0001", "T", "");
     restart(f);

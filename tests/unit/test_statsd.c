@@ -840,7 +840,7 @@ static void fail_reserved(struct engine_fixture *f, const char *jid) {
     snprintf(report.errtype, sizeof report.errtype, "RuntimeError");
     snprintf(report.message, sizeof report.message, "boom");
     report.backtrace = json_array();
-    assert_int_equal(engine_fail(&f->e, jid, &report), 0);
+    assert_int_equal(engine_fail(&f->e, jid, NULL, &report), 0);
     json_decref(report.backtrace);
 }
 
