@@ -90,7 +90,11 @@ void job_set_enqueued(json_t *job, double now) {
 static int check_required(const json_t *job, char *err, size_t errlen) {
     const char *jid = get_string(job, "jid");
     if (!jid || strlen(jid) < JOB_MIN_JID_BYTES) {
-        snprintf(err, errlen, "jobs must have a reasonable jid parameter");
+        /* Faktory's text first, since clients show it; then the rule it does not state. */
+        snprintf(err, errlen,
+                 "jobs must have a reasonable jid parameter: a string of at least %d "
+                 "characters, unique per job",
+                 JOB_MIN_JID_BYTES);
         return -1;
     }
     const char *type = get_string(job, "jobtype");

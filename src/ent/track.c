@@ -173,8 +173,11 @@ int track_set(struct engine *e, const struct track_update *u, double now) {
         int rc = store_extend_reservation(e->store, u->jid, until);
         if (rc < 0)
             return -1;
-        if (rc > 0)
-            log_info("reservation_extended", "jid=%s until=%.3f", u->jid, until);
+        if (rc > 0) {
+            char ts[40];
+            log_info("reservation_extended", "jid=%s until=%s", u->jid,
+                     time_format_rfc3339(until, ts));
+        }
     }
     if (u->percent < 0 && !u->has_description)
         return 0;

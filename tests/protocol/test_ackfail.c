@@ -41,11 +41,11 @@ static void ack_unknown_jid_is_ok(void) {
 static void ack_malformed_payload_errors(void) {
     struct th_server *srv = th_server_start(NULL);
     struct th_conn *c = th_producer(srv);
-    TH_EXPECT(c, "-ERR invalid ACK {}", "ACK {}");
-    TH_EXPECT(c, "-ERR invalid ACK {bad", "ACK {bad");
-    TH_EXPECT(c, "-ERR invalid ACK []", "ACK []");
-    TH_EXPECT(c, "-ERR invalid ACK \"job-ack-0001\"", "ACK \"job-ack-0001\"");
-    TH_EXPECT(c, "-ERR invalid ACK job-ack-0001", "ACK job-ack-0001");
+    TH_EXPECT(c, "-ERR invalid ACK, expected {\"jid\":\"...\"}: {}", "ACK {}");
+    TH_EXPECT(c, "-ERR invalid ACK, expected {\"jid\":\"...\"}: {bad", "ACK {bad");
+    TH_EXPECT(c, "-ERR invalid ACK, expected {\"jid\":\"...\"}: []", "ACK []");
+    TH_EXPECT(c, "-ERR invalid ACK, expected {\"jid\":\"...\"}: \"job-ack-0001\"", "ACK \"job-ack-0001\"");
+    TH_EXPECT(c, "-ERR invalid ACK, expected {\"jid\":\"...\"}: job-ack-0001", "ACK job-ack-0001");
     TH_CHECK(th_cmd(c, "INFO")->kind == TH_BULK);
 }
 

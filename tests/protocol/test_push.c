@@ -74,7 +74,7 @@ static void push_keeps_created_at_and_exact_integers(void) {
     TH_CHECK(strlen(TH_JSTR(job, "created_at")) > 0);
 }
 
-#define JID_ERROR "-ERR jobs must have a reasonable jid parameter"
+#define JID_ERROR "-ERR jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job"
 #define JOBTYPE_ERROR "-ERR jobs must have a jobtype parameter"
 #define ARGS_ERROR "-ERR jobs must have an args parameter"
 #define RESERVE_ERROR "-ERR jobs cannot be reserved for more than one day"

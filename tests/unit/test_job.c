@@ -93,25 +93,25 @@ static void prepare_rejects_non_object(void **state) {
 
 static void prepare_rejects_missing_jid(void **state) {
     (void)state;
-    expect_rejected("{\"jobtype\":\"T\",\"args\":[]}", "jobs must have a reasonable jid parameter");
+    expect_rejected("{\"jobtype\":\"T\",\"args\":[]}", "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
 }
 
 static void prepare_rejects_null_jid(void **state) {
     (void)state;
     expect_rejected("{\"jid\":null,\"jobtype\":\"T\",\"args\":[]}",
-                    "jobs must have a reasonable jid parameter");
+                    "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
 }
 
 static void prepare_rejects_short_jid(void **state) {
     (void)state;
     expect_rejected("{\"jid\":\"1234567\",\"jobtype\":\"T\",\"args\":[]}",
-                    "jobs must have a reasonable jid parameter");
+                    "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
 }
 
 static void prepare_rejects_empty_jid(void **state) {
     (void)state;
     expect_rejected("{\"jid\":\"\",\"jobtype\":\"T\",\"args\":[]}",
-                    "jobs must have a reasonable jid parameter");
+                    "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
 }
 
 static void prepare_accepts_eight_byte_jid(void **state) {
@@ -171,7 +171,7 @@ static void prepare_accepts_reserve_of_one_day(void **state) {
 
 static void prepare_order_jid_before_jobtype(void **state) {
     (void)state;
-    expect_rejected("{\"args\":[]}", "jobs must have a reasonable jid parameter");
+    expect_rejected("{\"args\":[]}", "jobs must have a reasonable jid parameter: a string of at least 8 characters, unique per job");
 }
 
 static void prepare_order_jobtype_before_args(void **state) {
