@@ -2,9 +2,10 @@
 #   make run    install packages, build, start the server in the foreground (data in ./data)
 #   make test   install packages, build, run every test, then again under ASan and UBSan, then
 #               run each fuzz target briefly (clang, build-fuzz/)
-#   make install          after make build: install the server, its man page, the systemd unit
-#                         and an example config under $(DESTDIR)$(PREFIX) (install-strip: the
-#                         same with the binary stripped of debug information)
+#   make install          after make build: install the server, fabrikctl, libfabrik, the man
+#                         pages, the systemd unit and an example config under
+#                         $(DESTDIR)$(PREFIX) (install-strip: the same with the binaries
+#                         stripped of debug information)
 # Everything else is CMake under build/ (release) and build-asan/ (sanitizers).
 
 # What building and running the server needs; tzdata gives cron its time zones, and libcurl

@@ -1,5 +1,6 @@
 /* Pushes one "SendEmail" job to the server named by FAKTORY_URL (default
- * tcp://127.0.0.1:7419) and prints its jid. Usage: producer [ADDRESS] */
+ * tcp://127.0.0.1:7419) and prints its jid. Usage: producer [EMAIL], where EMAIL is the
+ * job's argument (default user@example.com). */
 #include <stdio.h>
 
 #include <fabrik/fabrik.h>
