@@ -140,6 +140,7 @@ static void ctl_usage_errors(void) {
     TH_EQ_INT(ctl(srv, &out, "push", "T", "--custom", "[1]", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "push", "T", "--no-such-option", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "queue", "explode", "q", NULL), 2);
+    TH_EQ_INT(ctl(srv, &out, "kill", "dead", "job-x-0001", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "queue", "pause", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "list", "morgue", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "retry", "dead", NULL), 2);

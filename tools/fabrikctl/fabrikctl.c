@@ -426,6 +426,9 @@ static int mutate_set(struct ctl *ctl, const char *verb, const char *mutate_cmd)
                            "--jobtype)", verb);
     if (ctl->argc > 1 && ctl->all)
         return usage_error("%s takes either jids or --all, not both", verb);
+    if (strcmp(mutate_cmd, "kill") == 0 && strcmp(ctl->argv[0], "dead") == 0)
+        return usage_error("kill moves jobs to the dead set, so it takes retries or scheduled, "
+                           "not %s", ctl->argv[0]);
 
     json_t *filter = json_object();
     if (ctl->argc > 1) {
@@ -444,8 +447,13 @@ static int mutate_set(struct ctl *ctl, const char *verb, const char *mutate_cmd)
         code = fwp_exit_code(ctl, fabrik_mutate(ctl->client, mutate_cmd, ctl->argv[0],
                                                 filter_text), verb);
     free(filter_text);
-    if (code == EXIT_OK)
-        printf(ctl->json ? "{\"ok\":true}\n" : "done\n");
+    /* MUTATE answers +OK whether or not a job matched, so say what was sent, not what
+     * changed. */
+    if (code == EXIT_OK && ctl->json)
+        printf("{\"ok\":true}\n");
+    else if (code == EXIT_OK)
+        printf("sent %s for %s; the server does not report how many jobs matched "
+               "(check with: fabrikctl list %s)\n", verb, ctl->argv[0], ctl->argv[0]);
     return code;
 }
 
