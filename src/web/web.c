@@ -162,8 +162,9 @@ static bool check_same_origin(struct evhttp_request *req) {
     }
     if (!allowed) {
         log_warn("web_cross_site_rejected", "uri=%s", evhttp_request_get_uri(req));
-        reply_text(req, 403, "text/plain; charset=utf-8",
-                   "cross-site request rejected: send it from the fabrik UI's own origin", 68);
+        static const char body[] = "{\"error\":\"cross-site request rejected: send it from "
+                                   "the fabrik UI's own origin\"}";
+        reply_text(req, 403, "application/json", body, sizeof body - 1);
     }
     return allowed;
 }

@@ -1392,6 +1392,8 @@ describe('cross-site POST check', () => {
         }
         const res = await pause({ 'Sec-Fetch-Site': 'cross-site', Origin: `http://127.0.0.1:${server.webPort}` });
         assert.equal(res.status, 403, 'Sec-Fetch-Site wins over a matching Origin');
+        assert.match(res.headers['content-type'], /^application\/json/);
+        assert.match(res.json.error, /^cross-site request rejected/);
         assert.equal((await getJson(web, '/api/queues/guarded')).queue.paused, false, 'nothing changed');
     }));
 
