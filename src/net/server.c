@@ -588,19 +588,26 @@ static void process_input(struct conn *c) {
         if (avail == 0)
             break;
         size_t eol_len = 0;
-        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+        struct evbuffer_ptr from;
+        bool resume = c->scanned > 0 && c->scanned < avail &&
+                      evbuffer_ptr_set(in, &from, c->scanned, EVBUFFER_PTR_SET) == 0;
+        struct evbuffer_ptr eol =
+            evbuffer_search_eol(in, resume ? &from : NULL, &eol_len, EVBUFFER_EOL_LF);
         if (eol.pos < 0) {
+            c->scanned = avail;
             /* No end of line yet: an over-long line is dropped as it arrives, so it never
              * occupies more than max_line_bytes plus one read. */
-            if (avail > max) {
+            if (c->discarding || avail > max) {
                 if (!c->discarding) {
                     c->discarding = true;
                     c->discard_is_push = starts_with_push(in);
                 }
                 evbuffer_drain(in, avail);
+                c->scanned = 0;
             }
             break;
         }
+        c->scanned = 0;
         size_t n = (size_t)eol.pos;
         if (c->discarding || n > max) {
             bool is_push = c->discarding ? c->discard_is_push : starts_with_push(in);

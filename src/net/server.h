@@ -76,6 +76,9 @@ struct conn {
     /* A line over max_line_bytes is skipped up to its end; this remembers that. */
     bool discarding;
     bool discard_is_push;
+    /* Bytes at the start of the input already searched for an end of line, so a long line
+     * arriving in many reads is searched once, not once per read. */
+    size_t scanned;
 
     /* Blocking FETCH. */
     char **park_queues;
