@@ -281,7 +281,7 @@ static void callbacks_wait_for_commit(void) {
     th_server_stop(srv);
 }
 
-/* B06: FAIL with retry 0 still counts the job as run; the complete callback fires once and
+/* FAIL with retry 0 still counts the job as run; the complete callback fires once and
  * the success callback never. */
 static void retry_zero_failure_completes(void) {
     struct th_server *srv = th_server_start(NULL);
@@ -346,7 +346,7 @@ static void duplicate_and_late_acks_count_once(void) {
     th_server_stop(srv);
 }
 
-/* B09: a failing callback goes to the retry set under its own retry policy; the batch keeps
+/* A failing callback goes to the retry set under its own retry policy; the batch keeps
  * its state "1" and enqueues nothing again. */
 static void failing_callback_retries(void) {
     struct th_server *srv = th_server_start(NULL);
@@ -370,7 +370,7 @@ static void failing_callback_retries(void) {
     th_server_stop(srv);
 }
 
-/* B31: members that end without success (dead after retries, discarded from the retry set,
+/* Members that end without success (dead after retries, discarded from the retry set,
  * killed, deleted with their queue, expired) all count as finished for complete; success
  * never fires. */
 static void every_ending_completes(void) {
@@ -531,7 +531,7 @@ static void nested_three_levels(void) {
     th_server_stop(srv);
 }
 
-/* B27: a member that expires before a worker fetches it counts as run for complete (so the
+/* A member that expires before a worker fetches it counts as run for complete (so the
  * batch does not hang) and as failed for success, which then never runs. */
 static void expired_member_completes(void) {
     struct th_server *srv = th_server_start(NULL);

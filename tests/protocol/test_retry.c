@@ -331,7 +331,7 @@ static void long_job_runs_again_after_expiry(void) {
     TH_EQ_INT(TH_JINT(info, "faktory.total_enqueued"), 0);
 }
 
-/* B04: the first worker's reservation expired and a second worker runs the job again. The
+/* The first worker's reservation expired and a second worker runs the job again. The
  * first worker's late ACK or FAIL must not finish or fail the second worker's run. */
 static void late_reply_leaves_new_run_alone(void) {
     struct th_server *srv = th_server_start(NULL);
