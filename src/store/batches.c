@@ -248,26 +248,13 @@ int store_batches_finished_before(struct store *s, double before, char **bids, i
     return collect_bids(s, SQL_FINISHED_BEFORE, before, bids, max, "find finished batches");
 }
 
-static int earliest(struct store *s, const char *sql, double *at, const char *what) {
-    sqlite3_stmt *st = store_stmt(s, sql);
-    if (!st)
-        return -1;
-    int rc = sqlite3_step(st);
-    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    if (found)
-        *at = sqlite3_column_double(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return store_fail(s, what);
-    return found;
-}
 
 int store_batches_earliest_open(struct store *s, double *at) {
-    return earliest(s, SQL_EARLIEST_OPEN, at, "find the oldest open batch");
+    return store_query_double(s, SQL_EARLIEST_OPEN, at, "find the oldest open batch");
 }
 
 int store_batches_earliest_finished(struct store *s, double *at) {
-    return earliest(s, SQL_EARLIEST_FINISHED, at, "find the oldest finished batch");
+    return store_query_double(s, SQL_EARLIEST_FINISHED, at, "find the oldest finished batch");
 }
 
 static void bind_query(sqlite3_stmt *st, const struct store_batch_query *q) {

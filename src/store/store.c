@@ -268,6 +268,33 @@ int store_run(struct store *s, sqlite3_stmt *st, const char *what) {
     return 0;
 }
 
+int store_query_double(struct store *s, const char *sql, double *value, const char *what) {
+    sqlite3_stmt *st = store_stmt(s, sql);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found)
+        *value = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, what);
+    return found;
+}
+
+int store_delete_due(struct store *s, const char *sql, double now, int max, const char *what) {
+    if (store_ensure_tx(s) != 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, sql);
+    if (!st)
+        return -1;
+    sqlite3_bind_double(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    if (store_run(s, st, what) != 0)
+        return -1;
+    return sqlite3_changes(s->db);
+}
+
 char *store_column_strdup(sqlite3_stmt *st, int col) {
     const unsigned char *text = sqlite3_column_text(st, col);
     return text ? xstrndup((const char *)text, (size_t)sqlite3_column_bytes(st, col)) : NULL;

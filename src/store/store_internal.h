@@ -34,6 +34,14 @@ int store_ensure_tx(struct store *s);
     "bid"
 struct store_job store_borrow_job(sqlite3_stmt *st, int first);
 
+/* Runs sql, a query of one nullable number such as SELECT min(x), and stores it in *value.
+ * Returns 1, 0 when the result is NULL (no rows), -1 with `what` in the error. */
+int store_query_double(struct store *s, const char *sql, double *value, const char *what);
+
+/* Runs sql, a DELETE bound with (?1 now, ?2 max) inside the iteration's transaction. Returns
+ * how many rows it deleted, or -1 with `what` in the error. */
+int store_delete_due(struct store *s, const char *sql, double now, int max, const char *what);
+
 /* An owned copy of a text column, NULL for SQL NULL. */
 char *store_column_strdup(sqlite3_stmt *st, int col);
 

@@ -90,30 +90,11 @@ int store_tracking_set_progress(struct store *s, const char *jid, int percent,
 }
 
 int store_tracking_purge(struct store *s, double now, int max) {
-    if (store_ensure_tx(s) != 0)
-        return -1;
-    sqlite3_stmt *st = store_stmt(s, SQL_PURGE);
-    if (!st)
-        return -1;
-    sqlite3_bind_double(st, 1, now);
-    sqlite3_bind_int(st, 2, max);
-    if (store_run(s, st, "purge tracking") != 0)
-        return -1;
-    return sqlite3_changes(store_db(s));
+    return store_delete_due(s, SQL_PURGE, now, max, "purge tracking");
 }
 
 int store_tracking_earliest(struct store *s, double *at) {
-    sqlite3_stmt *st = store_stmt(s, SQL_EARLIEST);
-    if (!st)
-        return -1;
-    int rc = sqlite3_step(st);
-    bool found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    if (found)
-        *at = sqlite3_column_double(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(s, "find earliest tracking expiry");
-    return found;
+    return store_query_double(s, SQL_EARLIEST, at, "find earliest tracking expiry");
 }
 
 int store_extend_reservation(struct store *s, const char *jid, double until) {

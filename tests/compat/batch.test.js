@@ -7,8 +7,8 @@
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
-const { FabrikServer, sleep } = require('./lib/fabrik-server');
-const { loadFaktory, waitForInfo } = require('./lib/client');
+const { FabrikServer } = require('./lib/fabrik-server');
+const { loadFaktory, waitForInfo, waitUntil } = require('./lib/client');
 
 const JOB_COUNT = 1000;
 const BULK_SIZE = 250;
@@ -37,16 +37,6 @@ after(async () => {
     }
     assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
 });
-
-async function waitUntil(condition, timeoutMs, description) {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
-        }
-        await sleep(50);
-    }
-}
 
 async function status(bid) {
     return JSON.parse(await client.send(['BATCH', 'STATUS', bid]));

@@ -10,7 +10,7 @@ const { after, before, test } = require('node:test');
 const { FabrikServer, sleep } = require('../web/lib/server');
 const { client: httpClient } = require('../web/lib/http');
 const { FwpClient } = require('../web/lib/fwp');
-const { loadFaktory } = require('./lib/client');
+const { loadFaktory, waitUntil } = require('./lib/client');
 
 const QUEUE = 'expiring';
 const JOBTYPE = 'ExpiringJob';
@@ -86,16 +86,6 @@ async function expiredTotal() {
 async function queueSize(queue) {
     const info = await client.info();
     return info.faktory.queues[queue] || 0;
-}
-
-async function waitUntil(condition, timeoutMs, description) {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
-        }
-        await sleep(50);
-    }
 }
 
 // Runs a Worker on queue until `expected` jobs have run and the queue is empty, then stops it.

@@ -5,7 +5,7 @@
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
 const { FabrikServer, sleep } = require('./lib/fabrik-server');
-const { loadFaktory, infoSummary, waitForInfo } = require('./lib/client');
+const { loadFaktory, infoSummary, waitForInfo, waitUntil } = require('./lib/client');
 
 const JOB_COUNT = 3000;
 const BULK_SIZE = 500;
@@ -35,16 +35,6 @@ after(async () => {
     }
     assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
 });
-
-async function waitUntil(condition, timeoutMs, description) {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
-        }
-        await sleep(50);
-    }
-}
 
 test('worker pool survives restart and reaping', async (t) => {
     for (let start = 0; start < JOB_COUNT; start += BULK_SIZE) {

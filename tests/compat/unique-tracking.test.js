@@ -7,9 +7,9 @@
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
-const { FabrikServer, sleep } = require('../web/lib/server');
+const { FabrikServer } = require('../web/lib/server');
 const { FwpClient } = require('../web/lib/fwp');
-const { loadFaktory } = require('./lib/client');
+const { loadFaktory, waitUntil: waitUntilFor } = require('./lib/client');
 
 const QUEUE = 'unique-tracking';
 // A run that takes longer than this fails rather than hanging CTest.
@@ -50,14 +50,8 @@ async function trackGet(jid) {
     return JSON.parse(reply.value);
 }
 
-async function waitUntil(condition, description) {
-    const deadline = Date.now() + RUN_TIMEOUT_MS;
-    while (!(await condition())) {
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${RUN_TIMEOUT_MS} ms waiting for ${description}`);
-        }
-        await sleep(50);
-    }
+function waitUntil(condition, description) {
+    return waitUntilFor(condition, RUN_TIMEOUT_MS, description);
 }
 
 // Runs a Worker on QUEUE with the given handlers until `expected` jobs finished.

@@ -13,7 +13,8 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const { FabrikServer, freePort, sleep } = require('../compat/lib/fabrik-server');
-const { FwpConnection, ConnectionClosedError } = require('./fwp');
+const { FwpConnection } = require('./fwp');
+const { makeRandom, isClosed, control, leftovers } = require('./common');
 
 const DURABILITY = process.env.CRASH_DURABILITY || 'fsync';
 const ROUNDS = Math.max(5, Number(process.env.CRASH_ROUNDS || 12));
@@ -30,21 +31,7 @@ const CALLBACK_QUEUE = 'cb';
 const CLOCK_STEP_S = 900;
 const MAX_CLOCK_STEPS = 10;
 
-function makeRandom(seed) {
-    let state = seed >>> 0;
-    return () => {
-        state = (state + 0x6D2B79F5) >>> 0;
-        let t = state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 const random = makeRandom(SEED);
-
-function isClosed(err) {
-    return err instanceof ConnectionClosedError;
-}
 
 function callbackJob(name) {
     return { jobtype: name, args: [], queue: CALLBACK_QUEUE };
@@ -211,21 +198,6 @@ async function busyRound(server, plan) {
     stop.flag = true;
     await Promise.all(clients);
     return runMs;
-}
-
-async function control(conn, line) {
-    const reply = await conn.command(line);
-    if (reply.kind === 'error') {
-        throw new Error(`${line} was answered with -${reply.value}`);
-    }
-    return reply.kind === 'bulk' ? JSON.parse(reply.value) : reply.value;
-}
-
-function leftovers(info) {
-    const { faktory } = info;
-    const queued = Object.values(faktory.queues).reduce((sum, size) => sum + size, 0);
-    const { scheduled, retries, working, dead } = faktory.sets;
-    return { queued, scheduled, retries, working, dead };
 }
 
 // Finishes every batch, then runs every job and callback, moving the clock past

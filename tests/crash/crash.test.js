@@ -14,6 +14,7 @@ const { performance } = require('node:perf_hooks');
 const { test } = require('node:test');
 const { FabrikServer, freePort, sleep } = require('../compat/lib/fabrik-server');
 const { FwpConnection, ConnectionClosedError } = require('./fwp');
+const { makeRandom, isClosed, control, leftovers } = require('./common');
 
 const DURABILITY = process.env.CRASH_DURABILITY || 'fsync';
 const ROUNDS = Math.max(20, Number(process.env.CRASH_ROUNDS || 24));
@@ -36,22 +37,7 @@ const CLOCK_STEP_S = 900;
 const MAX_CLOCK_STEPS = 10;
 const DRAIN_WORKERS = 4;
 
-// A small deterministic generator (mulberry32), so a failing run can be repeated by seed.
-function makeRandom(seed) {
-    let state = seed >>> 0;
-    return () => {
-        state = (state + 0x6D2B79F5) >>> 0;
-        let t = state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 const random = makeRandom(SEED);
-
-function isClosed(err) {
-    return err instanceof ConnectionClosedError;
-}
 
 // Everything the clients observed, with performance.now() timestamps taken when the reply
 // arrived.
@@ -276,22 +262,6 @@ async function busyRound(server, round, ledger) {
     stop.flag = true;
     await Promise.all(clients);
     return `killed after ${runMs} ms of traffic`;
-}
-
-// Sends one command on the control connection and parses a bulk JSON reply.
-async function control(conn, line) {
-    const reply = await conn.command(line);
-    if (reply.kind === 'error') {
-        throw new Error(`${line} was answered with -${reply.value}`);
-    }
-    return reply.kind === 'bulk' ? JSON.parse(reply.value) : reply.value;
-}
-
-function leftovers(info) {
-    const { faktory } = info;
-    const queued = Object.values(faktory.queues).reduce((sum, size) => sum + size, 0);
-    const { scheduled, retries, working, dead } = faktory.sets;
-    return { queued, scheduled, retries, working, dead };
 }
 
 // Moves the server clock forward and drains the queue with FETCH+ACK, in passes, until INFO

@@ -58,4 +58,16 @@ async function waitForInfo(client, done, timeoutMs, description) {
     }
 }
 
-module.exports = { loadFaktory, summarize, infoSummary, waitForInfo };
+// Polls condition (a function, which may return a promise) every 50 ms until it is true, or
+// throws once timeoutMs has passed.
+async function waitUntil(condition, timeoutMs, description) {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await condition())) {
+        if (Date.now() > deadline) {
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+}
+
+module.exports = { loadFaktory, summarize, infoSummary, waitForInfo, waitUntil };
