@@ -512,7 +512,9 @@ static int free_tcp_port(void) {
 /* Starts the server with toml (or none) and env (or NULL), expects it to exit with status 1
  * within 10 s, and returns its log. */
 static char *start_expecting_failure(const char *toml, const char *env) {
-    char *dir = th_fmt("%s/fail-%d", th_case_dir(), free_tcp_port());
+    /* A counter, not a port number: the kernel may hand out the same free port twice. */
+    static int attempt;
+    char *dir = th_fmt("%s/fail-%d", th_case_dir(), ++attempt);
     char *conf_d = th_fmt("%s/config/conf.d", dir);
     char *data = th_fmt("%s/data", dir);
     char *log_path = th_fmt("%s/server.log", dir);
