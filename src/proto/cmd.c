@@ -39,6 +39,13 @@ static void reply_invalid(struct conn *c, const char *what, const struct proto_c
                 cmd->args_len > SAMPLE_BYTES ? "..." : "");
 }
 
+/* Marks the iteration's transaction as failed and replies with the store's error, so the
+ * command's change is rolled back and the client learns why. */
+static void reply_storage_failure(struct server *s, struct conn *c) {
+    server_fail_tx(s, store_error(s->store));
+    resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+}
+
 static bool require_args(struct conn *c, const struct proto_command *cmd, const char *form) {
     if (cmd->has_args && cmd->args_len > 0)
         return true;
@@ -288,8 +295,7 @@ static void cmd_fetch(struct server *s, struct conn *c, const struct proto_comma
     struct store_job job = {0};
     int rc = engine_fetch(&s->engine, names, n, c->worker ? c->worker->wid : NULL, &job);
     if (rc < 0) {
-        server_fail_tx(s, store_error(s->store));
-        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+        reply_storage_failure(s, c);
     } else if (rc > 0) {
         resp_bulk(conn_reply(c, true), job.payload, strlen(job.payload));
         store_job_clear(&job);
@@ -307,8 +313,7 @@ static void cmd_ack(struct server *s, struct conn *c, const struct proto_command
     if (!json_is_object(doc) || !jid) {
         reply_invalid(c, "invalid ACK, expected {\"jid\":\"...\"}:", cmd);
     } else if (engine_ack(&s->engine, jid, c->worker ? c->worker->wid : NULL) != 0) {
-        server_fail_tx(s, store_error(s->store));
-        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+        reply_storage_failure(s, c);
     } else {
         resp_ok(conn_reply(c, true));
     }
@@ -332,8 +337,7 @@ static void cmd_fail(struct server *s, struct conn *c, const struct proto_comman
     } else {
         int rc = engine_fail(&s->engine, jid, c->worker ? c->worker->wid : NULL, &report);
         if (rc < 0) {
-            server_fail_tx(s, store_error(s->store));
-            resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+            reply_storage_failure(s, c);
         } else if (rc > 0) {
             resp_errorf(conn_reply(c, false), "Job not found %s", jid);
         } else {
@@ -398,8 +402,7 @@ static void cmd_info(struct server *s, struct conn *c, const struct proto_comman
 static void cmd_flush(struct server *s, struct conn *c, const struct proto_command *cmd) {
     (void)cmd;
     if (engine_flush(&s->engine) != 0) {
-        server_fail_tx(s, store_error(s->store));
-        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+        reply_storage_failure(s, c);
         return;
     }
     resp_ok(conn_reply(c, true));
@@ -422,8 +425,7 @@ static void cmd_mutate(struct server *s, struct conn *c, const struct proto_comm
     if (mutate_parse(doc, &req, err, sizeof err) != 0) {
         resp_error(conn_reply(c, false), err);
     } else if (engine_mutate(&s->engine, &req) != 0) {
-        server_fail_tx(s, store_error(s->store));
-        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+        reply_storage_failure(s, c);
     } else {
         resp_ok(conn_reply(c, true));
     }
@@ -490,19 +492,12 @@ static void cmd_queue(struct server *s, struct conn *c, const struct proto_comma
                      : engine_pause_queues(&s->engine, queues, nq,
                                            strcasecmp(sub, "PAUSE") == 0);
         if (rc != 0) {
-            server_fail_tx(s, store_error(s->store));
-            resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+            reply_storage_failure(s, c);
         } else {
             resp_ok(conn_reply(c, true));
         }
     }
     free_names(names, n);
-}
-
-/* Answers a batch command's store failure. */
-static void batch_storage_failure(struct server *s, struct conn *c) {
-    server_fail_tx(s, store_error(s->store));
-    resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
 }
 
 static void batch_new_reply(struct server *s, struct conn *c, const char *json, size_t len) {
@@ -516,7 +511,7 @@ static void batch_new_reply(struct server *s, struct conn *c, const char *json, 
     char bid[BATCH_ID_BYTES], err[512];
     int rc = batch_new(&s->engine, doc, bid, err, sizeof err);
     if (rc < 0)
-        batch_storage_failure(s, c);
+        reply_storage_failure(s, c);
     else if (rc > 0)
         resp_error(conn_reply(c, false), err);
     else
@@ -568,7 +563,7 @@ static void cmd_batch(struct server *s, struct conn *c, const struct proto_comma
     else
         rc = commit ? batch_commit(&s->engine, bid) : batch_exists(&s->engine, bid);
     if (rc < 0) {
-        batch_storage_failure(s, c);
+        reply_storage_failure(s, c);
     } else if (rc == 0) {
         resp_errorf(conn_reply(c, false), "no such batch %s", bid);
     } else if (status) {
@@ -597,8 +592,7 @@ static void track_set_cmd(struct server *s, struct conn *c, const char *arg, siz
     if (track_parse_set(doc, &update, err, sizeof err) != 0) {
         resp_error(conn_reply(c, false), err);
     } else if (track_set(&s->engine, &update, engine_now(&s->engine)) != 0) {
-        server_fail_tx(s, store_error(s->store));
-        resp_errorf(conn_reply(c, false), "storage failure: %s", store_error(s->store));
+        reply_storage_failure(s, c);
     } else {
         resp_ok(conn_reply(c, true));
     }
