@@ -929,8 +929,8 @@ static int drop_queued(void *ctx, const struct store_job *job) {
 static int remove_queue(struct engine *e, struct queue *q, void *arg) {
     (void)arg;
     int64_t removed = 0;
-    /* The jobs that extensions follow leave one by one, so each is told; the rest go in one
-     * statement. */
+    /* Jobs that extensions follow are removed one by one, so each gets its event; the rest
+     * go in one statement. */
     struct queue_removal r = {.e = e, .now = engine_now(e)};
     if (store_scan_queue_ext(e->store, q->name, drop_queued, &r) != 0 || r.rc != 0 ||
         store_clear_queue(e->store, q->name, &removed) != 0 ||

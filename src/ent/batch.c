@@ -132,7 +132,11 @@ static int settle(struct engine *e, struct store_batch *b, int newly_done, doubl
         if (newly_done)
             log_debug("batch_stage_done", "bid=%s complete=%d success=%d", b->bid,
                       b->complete_done, b->success_done);
-        int finished_change = finished == was_finished ? 0 : finished ? 1 : -1;
+        int finished_change = 0;
+        if (finished && !was_finished)
+            finished_change = 1;
+        else if (!finished && was_finished)
+            finished_change = -1;
         bool carry = (newly_done || finished_change) && b->parent_bid;
         char *parent = carry ? xstrdup(b->parent_bid) : NULL;
         int carried = newly_done;
@@ -266,10 +270,7 @@ int batch_new(struct engine *e, const json_t *doc, char bid[BATCH_ID_BYTES], cha
 }
 
 int batch_exists(struct engine *e, const char *bid) {
-    struct store_batch b = {0};
-    int rc = store_batch_get(e->store, bid, &b);
-    store_batch_clear(&b);
-    return rc;
+    return store_batch_exists(e->store, bid);
 }
 
 int batch_commit(struct engine *e, const char *bid) {

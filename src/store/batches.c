@@ -21,6 +21,7 @@ static const char SQL_INSERT[] =
     " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
     " ?29)";
 static const char SQL_GET[] = "SELECT " BATCH_COLUMNS " FROM batches WHERE bid = ?1";
+static const char SQL_EXISTS[] = "SELECT 1 FROM batches WHERE bid = ?1";
 static const char SQL_UPDATE[] =
     "UPDATE batches SET updated_at = ?5, committed_at = ?6, finished_at = ?7, total = ?8,"
     " ran = ?9, acked = ?10, ended = ?11, failed = ?12, died = ?13, children = ?14,"
@@ -152,6 +153,18 @@ int store_batch_get(struct store *s, const char *bid, struct store_batch *out) {
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_fail(s, "load batch");
+    return rc == SQLITE_ROW;
+}
+
+int store_batch_exists(struct store *s, const char *bid) {
+    sqlite3_stmt *st = store_stmt(s, SQL_EXISTS);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, bid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, "look up batch");
     return rc == SQLITE_ROW;
 }
 

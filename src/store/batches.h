@@ -51,6 +51,8 @@ void store_batch_clear(struct store_batch *b);
 int store_batch_insert(struct store *s, const struct store_batch *b);
 /* Loads a batch. Returns 1 with out filled (owned), 0 when there is none, -1. */
 int store_batch_get(struct store *s, const char *bid, struct store_batch *out);
+/* Whether bid names a batch, without loading its row: 1, 0, or -1. */
+int store_batch_exists(struct store *s, const char *bid);
 /* Writes back every column that can change after creation. Returns 0 or -1. */
 int store_batch_update(struct store *s, const struct store_batch *b);
 /* Deletes a batch and its member rows. Returns 0 or -1. */
