@@ -185,4 +185,4 @@ class FabrikServer {
     }
 }
 
-module.exports = { FabrikServer, freePort, sleep };
+module.exports = { FabrikServer, fabrikBinary, freePort, sleep, canConnect };

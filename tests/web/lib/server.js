@@ -8,7 +8,6 @@
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -16,43 +15,8 @@ const READY_TIMEOUT_MS = 10000;
 const STOP_TIMEOUT_MS = 10000;
 const START_ATTEMPTS = 5;
 
-function fabrikBinary() {
-    const bin = process.env.FABRIK_BIN || path.resolve(__dirname, '../../../build/fabrik');
-    if (!fs.existsSync(bin)) {
-        throw new Error(`fabrik binary not found at ${bin}: build it with ` +
-            '`cmake --build build --target fabrik` or set FABRIK_BIN');
-    }
-    return bin;
-}
-
-function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// Returns a TCP port that was free a moment ago. Another process can take it before the
-// server binds, so start() retries with new ports when the server exits during start-up.
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const probe = net.createServer();
-        probe.unref();
-        probe.once('error', reject);
-        probe.listen(0, '127.0.0.1', () => {
-            const { port } = probe.address();
-            probe.close(() => resolve(port));
-        });
-    });
-}
-
-function canConnect(port) {
-    return new Promise((resolve) => {
-        const socket = net.connect(port, '127.0.0.1');
-        socket.once('connect', () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once('error', () => resolve(false));
-    });
-}
+// The binary lookup, ports and readiness probe are those of the compat tests' server.
+const { fabrikBinary, freePort, sleep, canConnect } = require('../../compat/lib/fabrik-server');
 
 class FabrikServer {
     // options: prefix (of the temporary directory), password (FAKTORY_PASSWORD),
