@@ -61,7 +61,7 @@ struct engine {
     void *ctx;
 };
 
-/* What happened to a job, for the extensions that follow jobs (enum job_ext). */
+/* An event in a job's life, passed to the extensions that follow jobs (enum job_ext). */
 enum job_event {
     JOB_EVENT_STARTED,    /* handed to a worker by FETCH */
     JOB_EVENT_ACKED,
@@ -107,13 +107,13 @@ int engine_fetch(struct engine *e, char *const *queues, int nqueues, const char 
                  struct store_job *out);
 
 /* Acknowledges the latest reservation of jid, sent by worker wid (NULL when the connection
- * sent none). An unknown jid, or a reservation that another worker holds now (a late ACK
+ * sent none). An unknown jid, or a reservation that another worker has now (a late ACK
  * after the sender's reservation expired and the job ran again), is a success that changes
  * nothing. Returns 0 or -1. */
 int engine_ack(struct engine *e, const char *jid, const char *wid);
 
 /* Records a failure of jid's latest reservation, sent by worker wid, and moves the job to
- * retry, dead or nowhere. Returns 0; 1 when jid has no reservation or another worker holds
+ * retry, dead or nowhere. Returns 0; 1 when jid has no reservation or another worker has
  * it now; -1 on a store failure. */
 int engine_fail(struct engine *e, const char *jid, const char *wid,
                 const struct job_failure_report *report);

@@ -175,7 +175,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TRIM_DEAD_COUNT] = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 4"
                            " ORDER BY at, id LIMIT ?1)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM jobs WHERE state = 4",
-    /* Only a queued job has a seq above 0, so the queued jobs' index answers this without
+    /* Only a queued job has a seq above 0, so the queued jobs' index gives this without
      * reading the table. */
     [ST_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM jobs WHERE state = 0",
     [ST_EXPIRED_IDS] = "SELECT id FROM jobs WHERE expires_at > 0 AND state IN (0, 1, 2)"

@@ -1,5 +1,5 @@
-/* What the store's files share with each other and with no one else: the SQLite connection
- * and the helpers every store file uses to run its own statements. */
+/* The store files' private interface: the SQLite connection and the helpers every store file
+ * uses to run its own statements. */
 #ifndef FABRIK_STORE_INTERNAL_H
 #define FABRIK_STORE_INTERNAL_H
 

@@ -1,9 +1,10 @@
-/* Batches against the real server: BATCH NEW/OPEN/COMMIT/STATUS and their errors, members
- * joining through custom.bid in PUSH and PUSHB, the complete, success and death callbacks and
- * when each is enqueued (exactly once, never before COMMIT), every way a member can end (ACK,
- * FAIL with and without retries, death, discard, kill, deletion, expiry, queue removal),
- * nested batches three levels deep, expiry of batches never committed, retention of finished
- * batches, FLUSH and a SIGKILL restart. Server time moves with DEBUG CLOCK. */
+/* Batches against the real server. The cases cover BATCH NEW/OPEN/COMMIT/STATUS and their
+ * errors, members joining through custom.bid in PUSH and PUSHB, and when each of the complete,
+ * success and death callbacks is enqueued (exactly once, never before COMMIT). They cover every
+ * way a member can end (ACK, FAIL with and without retries, death, discard, kill, deletion,
+ * expiry, queue removal), nested batches three levels deep, expiry of batches never committed,
+ * retention of finished batches, FLUSH and a SIGKILL restart. Server time moves with DEBUG
+ * CLOCK. */
 #include "harness.h"
 
 #include <signal.h>
@@ -106,7 +107,7 @@ static void new_returns_bulk_bid(void) {
     const char *a = BATCH_NEW(c, th_fmt("{\"bid\":\"\",\"success\":%s}", callback("S")));
     const char *b = BATCH_NEW(c, "{}");
     TH_CHECK(strcmp(a, b) != 0);
-    /* OPEN answers the bid as a bulk string, which some clients use as the bid. */
+    /* OPEN replies with the bid as a bulk string, which some clients use as the bid. */
     TH_EXPECT_RAW(c, th_fmt("$24\r\n%s\r\n", a), "BATCH OPEN %s", a);
     TH_OK(c, "BATCH COMMIT %s", a);
     TH_OK(c, "BATCH COMMIT %s", a);   /* again: nothing changes */
@@ -371,7 +372,7 @@ static void failing_callback_retries(void) {
 }
 
 /* Members that end without success (dead after retries, discarded from the retry set,
- * killed, deleted with their queue, expired) all count as finished for complete; success
+ * killed, deleted with their queue, expired) all count as finished for complete. Success
  * never fires. */
 static void every_ending_completes(void) {
     struct th_server *srv = th_server_start(NULL);
@@ -516,7 +517,8 @@ static void nested_three_levels(void) {
     TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 0);
     fetch_ack(w, "job-l1-0001");
     /* The leaf has no complete callback, so its complete stage is done and the middle
-     * batch's complete callback runs; its success waits for the leaf's success callback. */
+     * batch's complete callback runs. The middle batch's success waits for the leaf's success
+     * callback. */
     TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 2);
     RUN_CALLBACK(w, "LeafS", leaf, "success");
     TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 1);

@@ -137,7 +137,11 @@ static int connect_fwp(struct ctl *ctl) {
     int rc = fabrik_client_open(&ctl->client, &opts, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "fabrikctl: %s\n", err);
-        return rc == FABRIK_EINVAL ? EXIT_USAGE : rc == FABRIK_EAUTH ? EXIT_AUTH : EXIT_CONNECT;
+        if (rc == FABRIK_EINVAL)
+            return EXIT_USAGE;
+        if (rc == FABRIK_EAUTH)
+            return EXIT_AUTH;
+        return EXIT_CONNECT;
     }
     return EXIT_OK;
 }
@@ -447,7 +451,7 @@ static int mutate_set(struct ctl *ctl, const char *verb, const char *mutate_cmd)
         code = fwp_exit_code(ctl, fabrik_mutate(ctl->client, mutate_cmd, ctl->argv[0],
                                                 filter_text), verb);
     free(filter_text);
-    /* MUTATE answers +OK whether or not a job matched, so say what was sent, not what
+    /* MUTATE replies +OK whether or not a job matched, so print what was sent, not what
      * changed. */
     if (code == EXIT_OK && ctl->json)
         printf("{\"ok\":true}\n");
