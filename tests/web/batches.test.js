@@ -71,6 +71,11 @@ after(async () => {
     await stopAll(servers, failed);
 });
 
+function microseconds(timestamp) {
+    const [whole, fraction = ''] = timestamp.replace(/Z$/, '').split('.');
+    return BigInt(Date.parse(`${whole}Z`)) * 1000n + BigInt(fraction.padEnd(6, '0').slice(0, 6));
+}
+
 describe('GET /api/batches', () => {
     test('lists every batch newest first', check(async () => {
         const { bids } = seeded;
@@ -81,8 +86,11 @@ describe('GET /api/batches', () => {
         assert.deepEqual(bidsOf(list).slice(0, 5),
             [bids.draft, bids.thumbnails, bids.openChild, bids.doneChild, bids.nightly]);
         assert.deepEqual(bidsOf(list).slice(5), [...fillers].reverse());
-        const created = list.batches.map((batch) => batch.created_at);
-        assert.deepEqual(created, [...created].sort().reverse(), 'sorted by created_at, newest first');
+        // Timestamps drop trailing zeros of the fraction as Go's RFC 3339 format does, so
+        // "…40.964Z" is older than "…40.964759Z": compare them as microseconds, not as text.
+        const created = list.batches.map((batch) => microseconds(batch.created_at));
+        assert.deepEqual(created, [...created].sort((a, b) => Number(b - a)),
+            'sorted by created_at, newest first');
     }));
 
     test('each batch is the full status document', check(async () => {
