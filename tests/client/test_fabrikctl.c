@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,15 +119,76 @@ static void ctl_set_commands(void) {
 
 static void ctl_batch_and_track(void) {
     struct th_server *srv = ct_server_start_web(NULL);
+    struct th_conn *raw = th_producer(srv);
+    const struct th_reply *r = th_cmd(raw, "BATCH NEW {\"description\":\"ctl batch\","
+                                           "\"success\":{\"jobtype\":\"Done\",\"args\":[]}}");
+    TH_EQ_INT(r->kind, TH_BULK);
+    const char *bid = th_fmt("%s", r->body);
+    TH_OK(raw, "PUSH {\"jid\":\"ctl-batch-job-1\",\"jobtype\":\"T\",\"args\":[],"
+               "\"custom\":{\"bid\":\"%s\"}}", bid);
+    TH_OK(raw, "BATCH COMMIT %s", bid);
+
     char *out = NULL;
-    /* An unknown batch is a server error (exit 1), whether or not the server has batches. */
+    TH_EQ_INT(ctl(srv, &out, "batch", "status", bid, NULL), 0);
+    TH_CHECK(strstr(out, "description    ctl batch\n") != NULL);
+    TH_CHECK(strstr(out, "pending        1\n") != NULL);
+    TH_EQ_INT(ctl(srv, &out, "batch", "status", bid, "--json", NULL), 0);
+    json_t *status = parse(out);
+    TH_EQ_STR(TH_JSTR(status, "bid"), bid);
+    TH_EQ_INT(TH_JINT(status, "total"), 1);
+    /* An unknown batch is a server error: exit 1 and nothing on stdout. */
     TH_EQ_INT(ctl(srv, &out, "batch", "status", "b-unknown", NULL), 1);
     TH_EQ_STR(out, "");
-    int rc = ctl(srv, &out, "track", "get", "ctl-track-job1", NULL);
-    if (rc == 0)
-        TH_CHECK(strstr(out, "state") != NULL);
-    else
-        TH_EQ_INT(rc, 1);
+
+    TH_OK(raw, "PUSH {\"jid\":\"ctl-track-job1\",\"jobtype\":\"T\",\"args\":[],"
+               "\"queue\":\"tracked\",\"custom\":{\"track\":1}}");
+    TH_FETCH_JID(raw, "tracked", "ctl-track-job1");
+    TH_OK(raw, "TRACK SET {\"jid\":\"ctl-track-job1\",\"percent\":40,\"desc\":\"halfway\"}");
+    TH_EQ_INT(ctl(srv, &out, "track", "get", "ctl-track-job1", NULL), 0);
+    TH_CHECK(strstr(out, "desc           halfway\n") != NULL);
+    TH_EQ_INT(ctl(srv, &out, "track", "get", "ctl-track-job1", "--json", NULL), 0);
+    json_t *track = parse(out);
+    TH_EQ_STR(TH_JSTR(track, "state"), "working");
+    TH_EQ_INT(TH_JINT(track, "percent"), 40);
+    TH_EQ_INT(ctl(srv, &out, "track", "get", "ctl-no-such-job", "--json", NULL), 0);
+    TH_EQ_STR(TH_JSTR(parse(out), "state"), "unknown");
+}
+
+/* A backup through fabrikctl, restored into a second server that must hold the same jobs. */
+static void ctl_backup_and_restore(void) {
+    struct th_server *srv = ct_server_start_web(NULL);
+    char *out = NULL;
+    TH_EQ_INT(ctl(srv, &out, "push", "T", "--queue", "saved", "--jid", "ctl-backup-job1", NULL),
+              0);
+    TH_EQ_INT(ctl(srv, &out, "push", "Later", "--in", "3600", NULL), 0);
+
+    TH_EQ_INT(ctl(srv, &out, "backup", NULL), 0);
+    TH_CHECK(strstr(out, "jobs       queued 1, scheduled 1, retries 0, working 0, dead 0\n")
+             != NULL);
+    TH_EQ_INT(ctl(srv, &out, "backup", "--json", NULL), 0);
+    json_t *made = parse(out);
+    TH_EQ_INT(TH_JINT(made, "jobs.queued"), 1);
+    TH_EQ_INT(TH_JINT(made, "jobs.scheduled"), 1);
+    const char *file = TH_JSTR(made, "file");
+    TH_CHECK(strncmp(file, srv->data_dir, strlen(srv->data_dir)) == 0);
+    struct stat st;
+    TH_EQ_INT(stat(file, &st), 0);
+    TH_EQ_INT(st.st_size, TH_JINT(made, "bytes"));
+
+    TH_EQ_INT(ctl(srv, &out, "backup", "list", NULL), 0);
+    TH_CHECK(strstr(out, TH_JSTR(made, "name")) != NULL);
+    TH_CHECK(strstr(out, "-- 2 backups in ") != NULL);
+    TH_EQ_INT(ctl(srv, &out, "backup", "list", "--json", NULL), 0);
+    TH_EQ_INT(json_array_size(json_object_get(parse(out), "backups")), 2);
+
+    const char *restored = th_fmt("%s/restored", srv->data_dir);
+    TH_EQ_INT(mkdir(restored, 0700), 0);
+    TH_EQ_INT(rename(file, th_fmt("%s/fabrik.db", restored)), 0);
+    struct th_server *copy = th_server_start(&(struct th_server_opts){.data_dir = restored});
+    struct th_conn *raw = th_producer(copy);
+    TH_INFO_EQ(raw, "faktory.queues.saved", 1);
+    TH_INFO_EQ(raw, "faktory.sets.scheduled", 1);
+    TH_FETCH_JID(raw, "saved", "ctl-backup-job1");
 }
 
 static void ctl_usage_errors(void) {
@@ -146,13 +208,14 @@ static void ctl_usage_errors(void) {
     TH_EQ_INT(ctl(srv, &out, "retry", "dead", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "retry", "dead", "jid-1", "--all", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "batch", "open", "b-1", NULL), 2);
+    TH_EQ_INT(ctl(srv, &out, "backup", "now", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "stats", "--url", "http://127.0.0.1:1", NULL), 2);
     /* A server error: the server rejects an invalid queue name. */
     TH_EQ_INT(ctl(srv, &out, "push", "T", "--queue", "bad/name", NULL), 1);
     TH_EQ_INT(ctl(srv, &out, "list", "retries", "--page", "0", NULL), 2);
 
     static const char *const commands[] = {"push", "stats", "queues", "queue", "list", "retry",
-                                           "kill", "discard", "batch", "track"};
+                                           "kill", "discard", "batch", "track", "backup"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         TH_EQ_INT(ctl(srv, &out, commands[i], "--help", NULL), 0);
         TH_CHECK(strncmp(out, "usage: fabrikctl ", 17) == 0);
@@ -167,6 +230,7 @@ static void ctl_connection_and_auth_errors(void) {
     /* Nothing listens on port 1 of 127.0.0.1. */
     TH_EQ_INT(ctl(NULL, &out, "stats", NULL), 3);
     TH_EQ_INT(ctl(NULL, &out, "list", "dead", NULL), 3);
+    TH_EQ_INT(ctl(NULL, &out, "backup", NULL), 3);
 
     struct th_server *srv = ct_server_start_web("ctl-secret");
     TH_EQ_INT(ctl(srv, &out, "stats", "--json", NULL), 0);
@@ -174,6 +238,8 @@ static void ctl_connection_and_auth_errors(void) {
     /* The web API uses the same password, from the URL or --password. */
     TH_EQ_INT(ctl(srv, &out, "queues", NULL), 0);
     TH_EQ_INT(ctl(srv, &out, "queues", "--password", "wrong", NULL), 4);
+    TH_EQ_INT(ctl(srv, &out, "backup", "--password", "wrong", NULL), 4);
+    TH_EQ_INT(ctl(srv, &out, "backup", "list", NULL), 0);
 }
 
 static void examples_push_and_work(void) {
@@ -218,6 +284,7 @@ int main(int argc, char **argv) {
         TH_CASE(ctl_queue_commands),
         TH_CASE(ctl_set_commands),
         TH_CASE(ctl_batch_and_track),
+        TH_CASE(ctl_backup_and_restore),
         TH_CASE(ctl_usage_errors),
         TH_CASE(ctl_connection_and_auth_errors),
         TH_CASE(examples_push_and_work),

@@ -6,7 +6,6 @@
 
 #include "http.h"
 
-#define HTTP_TIMEOUT_SECONDS 10L
 /* Responses larger than this are cut off; list pages are at most 500 jobs. */
 #define MAX_RESPONSE_BYTES (64u << 20)
 
@@ -62,7 +61,8 @@ enum http_status http_request(struct http_client *http, const char *path, const 
     snprintf(url, url_len, "%s%s", http->base_url, path);
 
     curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, HTTP_TIMEOUT_SECONDS);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT,
+                     http->timeout_seconds > 0 ? http->timeout_seconds : HTTP_TIMEOUT_SECONDS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
