@@ -730,8 +730,21 @@ p99 are the upper bounds of the buckets that contain them.
 
 $(commit_table)
 
-## Memory and restart time with many queued jobs
+$(big_section)
+EOF
+}
 
+# The many-jobs section, between markers so that bench/run --big-only can replace it alone.
+big_section() {
+    local notes=""
+    if $big_only; then
+        notes=$'\n'"Measured by \`bench/run --big-only\` on $(date -u '+%Y-%m-%d %H:%M UTC'), with the server built"
+        notes+=$'\n'"(CMake Release) from $(source_note). Only this section comes from that run."$'\n'
+    fi
+    cat <<EOF
+<!-- bench:big:start -->
+## Memory and restart time with many queued jobs
+${notes}
 A fresh server (durability \`fsync\`) gets the jobs with PUSHB, $big_bulk jobs per command over 2
 connections, into one queue, and keeps them queued. RSS is VmHWM (peak) and VmRSS (now) from
 \`/proc/<pid>/status\`; the data files are the apparent size of the data directory (SQLite
@@ -743,6 +756,7 @@ until a full handshake and INFO returned the queue size.
 $(big_table)
 EOF
     [[ -n $big_counts ]] || printf '\nNot measured in this run (BENCH_BIG_JOBS was empty).\n'
+    echo '<!-- bench:big:end -->'
 }
 
 compare_commands_section() {
