@@ -19,7 +19,9 @@ const BULK_JOBS = Number.parseInt(process.env.FABRIK_THROTTLE_BULK_JOBS || '2000
 const BULK_JOB_MS = Number.parseInt(process.env.FABRIK_THROTTLE_BULK_MS || '1', 10);
 const PER_WORKER = 5;
 const CONCURRENCY = 15;
-const OTHER_JOB_MS = 250;
+// Long enough that a processor spends little of its time between an ACK and its next FETCH,
+// even under ASan on a loaded machine, so most samples catch all 10 other jobs working.
+const OTHER_JOB_MS = 1000;
 const WID = 'compat-throttle';
 const PUSH_BATCH = 1000;
 // A run that takes longer than this fails rather than hanging CTest.
@@ -167,6 +169,8 @@ test(`worker limit ${PER_WORKER} keeps the other processors on other queues`, as
     const busyPhase = samples.filter((s) => s.bulkQueued > 100);
     const otherFull = busyPhase.filter((s) => s.busyOther === CONCURRENCY - PER_WORKER);
     const split = otherFull.filter((s) => s.inUse === PER_WORKER);
+    t.diagnostic(`other jobs filled ${CONCURRENCY - PER_WORKER} processors in ${otherFull.length} ` +
+        `of ${busyPhase.length} samples while bulk jobs waited`);
     assert.ok(busyPhase.length >= 5, `samples while bulk jobs waited: ${busyPhase.length}`);
     // Half, not all: on a loaded machine a sample can land while an other-queue processor is
     // between its ACK and its next FETCH.
