@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -700,10 +701,27 @@ static void backup_schedule(struct backup_task *t) {
 
 static void backup_fail(struct backup_task *t, int code, const char *why) {
     unlink(t->partial);
-    log_error("backup_failed", "file=%s error=\"%s\"", t->partial, why);
+    log_error("backup_failed", "file=%s code=%d error=\"%s\"", t->partial, code, why);
     struct web_request r = {.srv = t->srv, .req = t->req};
     web_reply_error(&r, code, "backup failed: %s", why);
     backup_free(t);
+}
+
+/* Logs a backup that failed before its copy began, then replies with the same message. */
+static void backup_reject(struct web_request *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void backup_reject(struct web_request *r, int code, const char *fmt, ...) {
+    char message[PATH_MAX * 2 + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (code == 409)
+        log_warn("backup_failed", "code=%d error=\"%s\"", code, message);
+    else
+        log_error("backup_failed", "code=%d error=\"%s\"", code, message);
+    web_reply_error(r, code, "%s", message);
 }
 
 /* Makes a finished copy durable under its final name: the file's data, then its directory
@@ -825,8 +843,7 @@ static int backup_create_file(struct web_request *r, struct backup_task *t) {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/" BACKUP_DIR, data_dir);
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        web_reply_error(r, 500, "cannot create the backup directory %s: %s", dir,
-                        strerror(errno));
+        backup_reject(r, 500, "cannot create the backup directory %s: %s", dir, strerror(errno));
         return -1;
     }
 
@@ -843,15 +860,15 @@ static int backup_create_file(struct web_request *r, struct backup_task *t) {
     int n = snprintf(t->path, sizeof t->path, "%s/%s", dir, t->name);
     int m = snprintf(t->partial, sizeof t->partial, "%s/%s.partial", dir, t->name);
     if (n < 0 || m < 0 || (size_t)m >= sizeof t->partial) {
-        web_reply_error(r, 500, "the backup directory path %s is too long", dir);
+        backup_reject(r, 500, "the backup directory path %s is too long", dir);
         return -1;
     }
 
     int fd = open(t->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         int code = errno == EEXIST ? 409 : 500;
-        web_reply_error(r, code, "cannot create the backup file %s: %s%s", t->partial,
-                        strerror(errno), code == 409 ? "; retry in a moment" : "");
+        backup_reject(r, code, "cannot create the backup file %s: %s%s", t->partial,
+                      strerror(errno), code == 409 ? "; retry in a moment" : "");
         return -1;
     }
     close(fd);
@@ -871,7 +888,7 @@ static void api_backup_post(struct web_request *r) {
     char err[PATH_MAX + 256];
     if (store_backup_begin(s->store, t->partial, &t->copy, err, sizeof err) != 0) {
         unlink(t->partial);
-        web_reply_error(r, 500, "%s", err);
+        backup_reject(r, 500, "%s", err);
         free(t);
         return;
     }

@@ -180,6 +180,10 @@ static void ctl_backup_and_restore(void) {
     TH_CHECK(strstr(out, "-- 2 backups in ") != NULL);
     TH_EQ_INT(ctl(srv, &out, "backup", "list", "--json", NULL), 0);
     TH_EQ_INT(json_array_size(json_object_get(parse(out), "backups")), 2);
+    /* A trailing slash on the web URL is ignored. */
+    const char *slashed = th_fmt("http://127.0.0.1:%d/", ct_web_port(srv));
+    TH_EQ_INT(ctl(srv, &out, "backup", "list", "--web-url", slashed, NULL), 0);
+    TH_CHECK(strstr(out, "-- 2 backups in ") != NULL);
 
     const char *restored = th_fmt("%s/restored", srv->data_dir);
     TH_EQ_INT(mkdir(restored, 0700), 0);
@@ -209,6 +213,11 @@ static void ctl_usage_errors(void) {
     TH_EQ_INT(ctl(srv, &out, "retry", "dead", "jid-1", "--all", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "batch", "open", "b-1", NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "backup", "now", NULL), 2);
+    /* Web URLs must be http or https and parse; an ftp:// URL used to wait for a greeting. */
+    static const char *const bad_web_urls[] = {"ftp://127.0.0.1:7420", "http://127.0.0.1:99999",
+                                               "http://[::1", "127.0.0.1:7420", ""};
+    for (size_t i = 0; i < sizeof bad_web_urls / sizeof bad_web_urls[0]; i++)
+        TH_EQ_INT(ctl(srv, &out, "backup", "--web-url", bad_web_urls[i], NULL), 2);
     TH_EQ_INT(ctl(srv, &out, "stats", "--url", "http://127.0.0.1:1", NULL), 2);
     /* A server error: the server rejects an invalid queue name. */
     TH_EQ_INT(ctl(srv, &out, "push", "T", "--queue", "bad/name", NULL), 1);

@@ -6,6 +6,7 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { after, test } = require('node:test');
 const { FabrikServer, sleep, stopAll } = require('../web/lib/server');
@@ -197,6 +198,41 @@ test('backup accepts GET and POST only', check(async () => {
     const empty = await web(server).get('/api/backup');
     assert.equal(empty.status, 200);
     assert.deepEqual(empty.json.backups, [], 'no backups before the first');
+}));
+
+function logText(server) {
+    return fs.readFileSync(server.logPath, 'utf8');
+}
+
+test('failed backup is logged and answered', check(async () => {
+    const server = await startServer();
+    // A file where the backups directory belongs makes creating the copy fail.
+    fs.writeFileSync(path.join(server.dataDir, 'backups'), '');
+    const res = await web(server).post('/api/backup');
+    assert.equal(res.status, 500);
+    assert.match(res.json.error, /^cannot create the backup file .*\/backups\/fabrik-.*\.partial: Not a directory$/);
+    const logged = logText(server).split('\n').find((line) => line.includes('event=backup_failed'));
+    assert.ok(logged, `a backup_failed line in the log:\n${server.logTail()}`);
+    assert.match(logged, /level=error .*code=500 .*Not a directory/);
+}));
+
+test('backup finishes after its client left', check(async () => {
+    const server = await startServer();
+    await seed(server);
+    // The request goes out whole, then the socket closes before the reply.
+    await new Promise((resolve, reject) => {
+        const req = http.request({
+            host: '127.0.0.1', port: server.webPort, method: 'POST', path: '/api/backup',
+            auth: `:${PASSWORD}`, headers: { 'content-length': 0 },
+        });
+        req.on('error', (err) => (err.code === 'ECONNRESET' ? resolve() : reject(err)));
+        req.on('close', resolve);
+        req.end(() => req.destroy());
+    });
+    await waitFor(() => logText(server).includes('event=backup_finished'), 'backup_finished');
+    const list = await web(server).get('/api/backup');
+    assert.equal(list.json.backups.length, 1, 'the copy is kept');
+    assert.deepEqual(partialFiles(server), []);
 }));
 
 test('two backups at once both finish', check(async () => {

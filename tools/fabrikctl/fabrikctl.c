@@ -119,6 +119,7 @@ static int http_exit_code(struct http_client *http, enum http_status status) {
     switch (status) {
     case HTTP_AUTH_ERROR: return EXIT_AUTH;
     case HTTP_CONNECT_ERROR: return EXIT_CONNECT;
+    case HTTP_URL_ERROR: return EXIT_USAGE;
     default: return EXIT_SERVER;
     }
 }
@@ -561,7 +562,8 @@ static void print_backup_list(json_t *doc) {
 static int cmd_backup(struct ctl *ctl) {
     bool list = ctl->argc == 1 && strcmp(ctl->argv[0], "list") == 0;
     if (ctl->argc > 1 || (ctl->argc == 1 && !list))
-        return usage_error("%s", "usage: fabrikctl backup [list]");
+        return usage_error("backup takes no argument or \"list\", got \"%s\"",
+                           ctl->argv[ctl->argc - 1]);
 
     json_t *doc = NULL;
     int code;
@@ -626,7 +628,8 @@ static const struct command commands[] = {
      "      --args JSON       the whole args array, e.g. '[1,\"x\"]'; ARGs are appended\n"
      "      --jid JID         job id (default: 24 random hex digits)\n"
      "      --priority N      priority 1..9 (default 5)\n"
-     "      --retry N         retries before the job dies (default 25; -1: discard on failure)\n"
+     "      --retry N         retries before the job dies (default 25; 0: delete the job at its\n"
+     "                        first failure; -1: move it to the dead set then)\n"
      "      --reserve-for S   seconds a worker may hold the job (default 1800)\n"
      "      --at TIME         run at an RFC 3339 time, e.g. 2030-01-02T03:04:05Z\n"
      "      --in SECONDS      run SECONDS from now\n"

@@ -36,9 +36,62 @@ char *http_escape(const char *text) {
     return copy;
 }
 
+/* Checks that base_url parses and uses http or https, because libcurl would otherwise try
+ * any scheme it supports (an ftp:// URL waits for an FTP greeting). */
+static enum http_status check_base_url(struct http_client *http) {
+    CURLU *url = curl_url();
+    char *scheme = NULL;
+    CURLUcode rc = url ? curl_url_set(url, CURLUPART_URL, http->base_url, 0) : CURLUE_OUT_OF_MEMORY;
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(url, CURLUPART_SCHEME, &scheme, 0);
+    enum http_status status = HTTP_OK;
+    if (rc != CURLUE_OK) {
+        snprintf(http->error, sizeof http->error,
+                 "invalid web API URL \"%s\": %s; use http://HOST:PORT or https://HOST:PORT",
+                 http->base_url, curl_url_strerror(rc));
+        status = HTTP_URL_ERROR;
+    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        snprintf(http->error, sizeof http->error,
+                 "invalid web API URL \"%s\": the scheme must be http or https, not %s",
+                 http->base_url, scheme);
+        status = HTTP_URL_ERROR;
+    }
+    curl_free(scheme);
+    curl_url_cleanup(url);
+    return status;
+}
+
+/* Describes a failed transfer; a few libcurl messages are reworded for fabrik's web port. */
+static void describe_transfer_error(struct http_client *http, CURLcode rc) {
+    switch (rc) {
+    case CURLE_GOT_NOTHING:
+        snprintf(http->error, sizeof http->error,
+                 "the web API at %s closed the connection without a response; the server may "
+                 "be stopping", http->base_url);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        snprintf(http->error, sizeof http->error,
+                 "cannot connect to the web API at %s: %s; queues, list and backup need "
+                 "fabrik's web port (--web-url or FABRIK_WEB_URL)",
+                 http->base_url, curl_easy_strerror(rc));
+        break;
+    default:
+        snprintf(http->error, sizeof http->error, "cannot reach the web API at %s: %s",
+                 http->base_url, curl_easy_strerror(rc));
+    }
+}
+
 static enum http_status classify(struct http_client *http, long code, json_t *doc) {
     if (code >= 200 && code < 300)
         return HTTP_OK;
+    if (code == 401) {
+        snprintf(http->error, sizeof http->error, "%s",
+                 http->password ? "the web API rejected the password (HTTP 401); check "
+                                  "--password or the password in the URL"
+                                : "the web API requires a password (HTTP 401); put it in the "
+                                  "URL (tcp://:PASSWORD@host:7419) or pass --password");
+        return HTTP_AUTH_ERROR;
+    }
     const char *message = json_string_value(json_object_get(doc, "error"));
     snprintf(http->error, sizeof http->error, "HTTP %ld: %s", code,
              message ? message : "the web server returned an error");
@@ -48,17 +101,23 @@ static enum http_status classify(struct http_client *http, long code, json_t *do
 enum http_status http_request(struct http_client *http, const char *path, const json_t *body,
                               json_t **out) {
     *out = NULL;
+    enum http_status status = check_base_url(http);
+    if (status != HTTP_OK)
+        return status;
     CURL *curl = curl_easy_init();
     if (!curl) {
         snprintf(http->error, sizeof http->error, "cannot initialise libcurl");
         return HTTP_CONNECT_ERROR;
     }
-    size_t url_len = strlen(http->base_url) + strlen(path) + 1;
+    int base_len = (int)strlen(http->base_url);
+    while (base_len > 0 && http->base_url[base_len - 1] == '/')
+        base_len--;
+    size_t url_len = (size_t)base_len + strlen(path) + 1;
     char *url = malloc(url_len);
     char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct buffer response = {0};
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(url, url_len, "%s%s", http->base_url, path);
+    snprintf(url, url_len, "%.*s%s", base_len, http->base_url, path);
 
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT,
@@ -77,11 +136,9 @@ enum http_status http_request(struct http_client *http, const char *path, const 
     if (payload)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload);
 
-    enum http_status status;
     CURLcode rc = curl_easy_perform(curl);
     if (rc != CURLE_OK) {
-        snprintf(http->error, sizeof http->error, "cannot reach the web API at %s: %s",
-                 http->base_url, curl_easy_strerror(rc));
+        describe_transfer_error(http, rc);
         status = HTTP_CONNECT_ERROR;
     } else {
         long code = 0;

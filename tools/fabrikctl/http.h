@@ -8,10 +8,16 @@
 #define HTTP_TIMEOUT_SECONDS 10L
 
 /* Result classes, mapped by the caller to exit codes. */
-enum http_status { HTTP_OK = 0, HTTP_SERVER_ERROR, HTTP_AUTH_ERROR, HTTP_CONNECT_ERROR };
+enum http_status {
+    HTTP_OK = 0,
+    HTTP_SERVER_ERROR,
+    HTTP_AUTH_ERROR,
+    HTTP_CONNECT_ERROR,
+    HTTP_URL_ERROR,       /* base_url is not an http:// or https:// URL */
+};
 
 struct http_client {
-    const char *base_url;   /* e.g. "http://127.0.0.1:7420", without a trailing slash */
+    const char *base_url;   /* e.g. "http://127.0.0.1:7420"; a trailing slash is ignored */
     const char *password;   /* HTTP basic auth password, or NULL */
     const char *ca_file;    /* CA file for https URLs, or NULL */
     long timeout_seconds;   /* limit of the whole request; 0 means HTTP_TIMEOUT_SECONDS */
