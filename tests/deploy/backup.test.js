@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { after, test } = require('node:test');
-const { FabrikServer, sleep, stopAll } = require('../web/lib/server');
+const { FabrikServer, FailureTracker, sleep, stopAll } = require('../web/lib/server');
 const { FwpClient, makeJob } = require('../web/lib/fwp');
 const { client } = require('../web/lib/http');
 
@@ -22,22 +22,12 @@ const QUEUED_JOBS = 3000;
 const PAYLOAD = 'p'.repeat(4096);
 
 const servers = [];
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 
 after(async () => {
-    await stopAll(servers, failed);
+    await stopAll(servers, tracker.failed);
 });
-
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
-}
 
 async function startServer(options = {}) {
     const server = new FabrikServer({ prefix: 'fabrik-backup', password: PASSWORD, ...options });

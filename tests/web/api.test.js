@@ -6,7 +6,7 @@
 
 const assert = require('node:assert/strict');
 const { after, before, describe, test } = require('node:test');
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
 
@@ -16,10 +16,11 @@ const LONG_BACKOFF_FAILURE = { retry_count: 10, remaining: 15 };
 const HOUR_MS = 3600 * 1000;
 
 const servers = [];
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 
 after(async () => {
-    await stopAll(servers, failed);
+    await stopAll(servers, tracker.failed);
 });
 
 // Starts a server for one group of tests and connects a web client and an FWP client.
@@ -28,18 +29,6 @@ async function startServer(options = {}) {
     servers.push(server);
     const fwp = await FwpClient.connect(server.port, { password: options.fwpPassword });
     return { server, fwp, web: client(server.webPort) };
-}
-
-// Wraps a test body so a failure keeps the servers' files for inspection.
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
 }
 
 async function getJson(web, path, expectedStatus = 200) {

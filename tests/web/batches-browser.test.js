@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 const { FwpClient } = require('./lib/fwp');
 const { client } = require('./lib/http');
 const { batchCommit, batchNew, seedBatchScenario } = require('./lib/batches');
@@ -33,7 +33,8 @@ let web;
 let context;
 let profileDir;
 let seeded;
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 
 function requirePlaywright() {
     try {
@@ -41,17 +42,6 @@ function requirePlaywright() {
     } catch (err) {
         throw new Error(`playwright-core is not installed (${err.message}): run \`npm ci\` in ${__dirname}`);
     }
-}
-
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
 }
 
 before(async () => {
@@ -93,7 +83,7 @@ after(async () => {
         fwp.close();
     }
     if (server) {
-        await stopAll([server], failed);
+        await stopAll([server], tracker.failed);
     }
 });
 

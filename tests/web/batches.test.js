@@ -5,7 +5,7 @@
 
 const assert = require('node:assert/strict');
 const { after, before, describe, test } = require('node:test');
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 const { FwpClient } = require('./lib/fwp');
 const { client } = require('./lib/http');
 const {
@@ -13,7 +13,8 @@ const {
 } = require('./lib/batches');
 
 const servers = [];
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 let server;
 let fwp;
 let web;
@@ -21,17 +22,6 @@ let seeded;
 // Committed empty batches without callbacks: finished at COMMIT, and enough for three pages.
 const FILLER_COUNT = 30;
 const fillers = [];
-
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
-}
 
 async function getJson(path, expectedStatus = 200) {
     const res = await web.get(path);
@@ -68,7 +58,7 @@ after(async () => {
     if (fwp) {
         fwp.close();
     }
-    await stopAll(servers, failed);
+    await stopAll(servers, tracker.failed);
 });
 
 function microseconds(timestamp) {

@@ -12,7 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
 const { chromium } = requirePlaywright();
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
 
@@ -43,19 +43,9 @@ let worker;
 let heartbeat;
 let context;
 let profileDir;
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 const seeded = {};
-
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
-}
 
 async function seed() {
     for (let i = 0; i < 30; i++) {
@@ -138,7 +128,7 @@ after(async () => {
         fwp.close();
     }
     if (server) {
-        await stopAll([server], failed);
+        await stopAll([server], tracker.failed);
     }
 });
 
@@ -805,7 +795,7 @@ describe('throttles', () => {
             producer.close();
         }
         if (throttled) {
-            await stopAll([throttled], failed);
+            await stopAll([throttled], tracker.failed);
         }
     });
 
@@ -1001,7 +991,7 @@ describe('cron', () => {
             schedulerFwp.close();
         }
         if (scheduler) {
-            await stopAll([scheduler], failed);
+            await stopAll([scheduler], tracker.failed);
         }
     });
 

@@ -10,7 +10,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
 const { chromium } = require('playwright-core');
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
 
@@ -26,19 +26,9 @@ let worker;
 let web;
 let context;
 let profileDir;
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 const seeded = {};
-
-function check(fn) {
-    return async (t) => {
-        try {
-            await fn(t);
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
-}
 
 async function getJson(pathname) {
     const res = await web.get(pathname);
@@ -87,7 +77,7 @@ after(async () => {
         }
     }
     if (server) {
-        await stopAll([server], failed);
+        await stopAll([server], tracker.failed);
     }
 });
 

@@ -11,11 +11,12 @@ const https = require('node:https');
 const path = require('node:path');
 const tls = require('node:tls');
 const { after, before, test } = require('node:test');
-const { FabrikServer, stopAll } = require('./lib/server');
+const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
 
 let server;
 let ca;
-let failed = false;
+const tracker = new FailureTracker();
+const check = (fn) => tracker.check(fn);
 
 before(async () => {
     server = new FabrikServer({ prefix: 'fabrik-web-tls' });
@@ -29,7 +30,7 @@ before(async () => {
 });
 
 after(async () => {
-    await stopAll(server ? [server] : [], failed);
+    await stopAll(server ? [server] : [], tracker.failed);
 });
 
 // Resolves with { status, body } or rejects with the socket error.
@@ -44,17 +45,6 @@ function get(module, url, options = {}) {
         req.on('timeout', () => req.destroy(new Error('timed out')));
         req.on('error', reject);
     });
-}
-
-function check(fn) {
-    return async () => {
-        try {
-            await fn();
-        } catch (err) {
-            failed = true;
-            throw err;
-        }
-    };
 }
 
 test('the web port serves HTTPS', check(async () => {

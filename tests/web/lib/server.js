@@ -142,4 +142,23 @@ async function stopAll(servers, failed) {
     }
 }
 
-module.exports = { FabrikServer, freePort, sleep, stopAll };
+// Records whether a test of one file failed, so that stopAll keeps the servers' files then.
+class FailureTracker {
+    constructor() {
+        this.failed = false;
+    }
+
+    // Wraps a test body: a failure is recorded and thrown again.
+    check(fn) {
+        return async (t) => {
+            try {
+                await fn(t);
+            } catch (err) {
+                this.failed = true;
+                throw err;
+            }
+        };
+    }
+}
+
+module.exports = { FabrikServer, FailureTracker, freePort, sleep, stopAll };
