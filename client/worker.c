@@ -392,9 +392,9 @@ static char *fetch_line(const struct fabrik_worker *w) {
     return line;
 }
 
-/* Sends an ACK or FAIL line, reconnecting a few times: a lost report would leave the job
- * reserved until its reservation expires. ACK of a jid that the server no longer holds is
- * +OK, so resending after a reconnect is safe; a resent FAIL may get "Job not found". */
+/* Sends an ACK or FAIL line, reconnecting a few times, because a lost report would leave the
+ * job reserved until its reservation expires. The server replies +OK to an ACK of a jid it no
+ * longer has reserved, so resending is safe. A resent FAIL may get "Job not found". */
 static int report(struct fabrik_worker *w, struct fabrik_client *c, const char *line) {
     int rc = 0;
     for (int attempt = 0; attempt < 5; attempt++) {

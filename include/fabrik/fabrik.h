@@ -103,7 +103,7 @@ void fabrik_options_init(struct fabrik_options *opts);
 struct fabrik_client;
 
 /* Connects and completes the HI/HELLO handshake (with the password challenge when the server
- * asks for one). On success *out is a new client that the caller releases with
+ * requests one). On success *out is a new client that the caller releases with
  * fabrik_client_close(). On failure *out is NULL, and when errbuf is not NULL it receives a
  * message of at most errlen bytes. */
 int fabrik_client_open(struct fabrik_client **out, const struct fabrik_options *opts,
@@ -254,7 +254,7 @@ const char *fabrik_task_arg_string(const struct fabrik_task *task, size_t i);
 int fabrik_task_arg_int(const struct fabrik_task *task, size_t i, long long *value);
 
 /* Records why the job failed: the handler then returns non-zero. errtype and message may be
- * NULL. backtrace holds lines separated by '\n'; when it is NULL the library records the
+ * NULL. backtrace contains lines separated by '\n'; when it is NULL the library records the
  * calling thread's stack from backtrace(3) instead. */
 int fabrik_task_fail(struct fabrik_task *task, const char *errtype, const char *message,
                      const char *backtrace);

@@ -92,7 +92,7 @@ void engine_abort(struct engine *e);
  * the store failed (err contains the reason). */
 int engine_push(struct engine *e, json_t *job, char *err, size_t errlen);
 
-/* engine_push's return when custom.unique_for asks for a lock that another job holds; err
+/* engine_push's return when custom.unique_for requests a lock that another job has; err
  * contains "Job not unique", which FWP sends as "-NOTUNIQUE Job not unique". */
 #define ENGINE_PUSH_NOT_UNIQUE 2
 

@@ -42,11 +42,11 @@ struct track_update {
 /* Parses a TRACK SET document. Returns 0, or -1 with the reply text in err. Pure. */
 int track_parse_set(const json_t *doc, struct track_update *out, char *err, size_t errlen);
 
-/* The reservation deadline that reserve_until asks for, at most TRACK_MAX_EXTENSION after
+/* The reservation deadline that reserve_until requests, at most TRACK_MAX_EXTENSION after
  * now. Pure. */
 double track_reserve_deadline(double reserve_until, double now);
 
-/* Whether a job asks to be tracked: custom.track is 1 or true. Pure. */
+/* Whether a job requests tracking: custom.track is 1 or true. Pure. */
 bool track_wanted(const json_t *job);
 
 /* The name of a state as TRACK GET reports it. */
@@ -55,7 +55,7 @@ const char *track_state_name(int state);
 /* The TRACK GET document of a record, or of an unknown jid when t is NULL (owned). */
 json_t *track_document(const char *jid, const struct store_tracking *t);
 
-/* Push admission: sets JOB_EXT_TRACKED in *ext for a job that asks to be tracked. */
+/* Push admission: sets JOB_EXT_TRACKED in *ext for a job that requests tracking. */
 void track_admit(const json_t *job, int *ext);
 /* Starts the record of a tracked job that was just stored. Returns 0 or -1. */
 int track_job_pushed(struct engine *e, const char *jid, double now);

@@ -17,7 +17,7 @@
 /* A SHA-256 digest as lowercase hex, plus the terminating NUL. */
 #define UNIQUE_KEY_BYTES 65
 
-/* What custom.unique_for and custom.unique_until ask of a job. */
+/* The uniqueness options of a job: custom.unique_for and custom.unique_until. */
 struct unique_spec {
     bool wanted;                 /* custom.unique_for is present */
     bool until_start;            /* unique_until = "start": FETCH releases the lock */

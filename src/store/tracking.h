@@ -1,5 +1,5 @@
 /* Job tracking rows in SQLite: the last known state, progress and description of each tracked
- * job, keyed by jid, and the reservation extension that TRACK SET asks for. The rules live in
+ * job, keyed by jid, and the reservation extension that TRACK SET requests. The rules live in
  * ent/track.c; this file only reads and writes rows inside the iteration's transaction. */
 #ifndef FABRIK_STORE_TRACKING_H
 #define FABRIK_STORE_TRACKING_H

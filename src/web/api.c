@@ -670,7 +670,7 @@ static void api_cron_post(struct web_request *r, const char *key) {
 #define BACKUP_DIR "backups"
 
 /* One POST /api/backup: the copy advances one step per loop iteration, and the request is
- * answered when the copy is complete. */
+ * replied to when the copy is complete. */
 struct backup_task {
     struct server *srv;
     struct evhttp_request *req;

@@ -315,14 +315,17 @@ static void duplicate_and_late_acks_count_once(void) {
     struct th_conn *w2 = th_worker(srv, "w2");
     const char *bid = BATCH_NEW(c, th_fmt("{\"complete\":%s,\"success\":%s}", callback("C"),
                                           callback("S")));
+
     PUSH_MEMBER(c, bid, "job-a-0001", NULL);
     PUSH_MEMBER(c, bid, "job-b-0001", "\"reserve_for\":60");
     PUSH_MEMBER(c, bid, "job-c-0001", NULL);
     TH_OK(c, "BATCH COMMIT %s", bid);
+
     fetch_ack(w, "job-a-0001");
     TH_OK(w, "ACK {\"jid\":\"job-a-0001\"}");
     TH_OK(w2, "ACK {\"jid\":\"job-a-0001\"}");
     EXPECT_STATUS(c, bid, 3, 2, 0, "", "");
+
     TH_FETCH_JID(w, "default", "job-b-0001");
     /* b's reservation expires: a failure, and b waits in the retry set. The silent workers
      * are reaped on the way, so they come back on new connections. */
@@ -332,9 +335,11 @@ static void duplicate_and_late_acks_count_once(void) {
     EXPECT_STATUS(c, bid, 3, 2, 1, "", "");
     TH_OK(w, "ACK {\"jid\":\"job-b-0001\"}");   /* late: changes nothing */
     EXPECT_STATUS(c, bid, 3, 2, 1, "", "");
+
     fetch_ack(w, "job-c-0001");
     EXPECT_STATUS(c, bid, 3, 1, 1, "1", "");
     RUN_CALLBACK(w, "C", bid, "complete");
+
     TH_CLOCK(c, 200);
     w = th_worker(srv, "w1");
     w2 = th_worker(srv, "w2");
@@ -380,6 +385,7 @@ static void every_ending_completes(void) {
     struct th_conn *w = th_worker(srv, "w1");
     const char *bid = BATCH_NEW(c, th_fmt("{\"complete\":%s,\"success\":%s}", callback("C"),
                                           callback("S")));
+
     PUSH_MEMBER(c, bid, "job-ok-0001", NULL);
     PUSH_MEMBER(c, bid, "job-dies-0001", "\"retry\":-1");
     PUSH_MEMBER(c, bid, "job-discarded-0001", NULL);
@@ -390,6 +396,7 @@ static void every_ending_completes(void) {
                th_fmt("\"queue\":\"idle\",\"custom\":{\"bid\":\"%s\",\"expires_in\":5}", bid));
     TH_OK(c, "BATCH COMMIT %s", bid);
     EXPECT_STATUS(c, bid, 6, 6, 0, "", "");
+
     fetch_ack(w, "job-ok-0001");
     TH_FETCH_JID(w, "default", "job-dies-0001");
     fail_job(w, "job-dies-0001");
@@ -397,11 +404,13 @@ static void every_ending_completes(void) {
     fail_job(w, "job-discarded-0001");
     TH_OK(c, "MUTATE {\"cmd\":\"discard\",\"target\":\"retries\",\"filter\":{\"jids\":[\"job-discarded-0001\"]}}");
     EXPECT_STATUS(c, bid, 6, 3, 2, "", "");
+
     TH_FETCH_JID(w, "default", "job-killed-0001");
     fail_job(w, "job-killed-0001");
     TH_OK(c, "MUTATE {\"cmd\":\"kill\",\"target\":\"retries\",\"filter\":{\"jids\":[\"job-killed-0001\"]}}");
     TH_OK(c, "QUEUE REMOVE doomed");
     EXPECT_STATUS(c, bid, 6, 1, 4, "", "");
+
     TH_CLOCK(c, 10);   /* "expires" runs out in its queue */
     EXPECT_STATUS(c, bid, 6, 0, 5, "1", "");
     RUN_CALLBACK(w, "C", bid, "complete");
@@ -505,16 +514,19 @@ static void nested_three_levels(void) {
                                           callback("MidS")));
     const char *leaf = BATCH_NEW(c, th_fmt("{\"parent_bid\":\"%s\",\"success\":%s}", mid,
                                            callback("LeafS")));
+
     PUSH_MEMBER(c, top, "job-t1-0001", NULL);
     PUSH_MEMBER(c, mid, "job-m1-0001", NULL);
     PUSH_MEMBER(c, leaf, "job-l1-0001", NULL);
     TH_OK(c, "BATCH COMMIT %s", leaf);
     TH_OK(c, "BATCH COMMIT %s", mid);
     TH_OK(c, "BATCH COMMIT %s", top);
+
     fetch_ack(w, "job-t1-0001");
     fetch_ack(w, "job-m1-0001");
     /* The leaf still runs: nothing above it may fire. */
     TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 0);
+
     fetch_ack(w, "job-l1-0001");
     /* The leaf has no complete callback, so its complete stage is done and the middle
      * batch's complete callback runs. The middle batch's success waits for the leaf's success
@@ -527,6 +539,7 @@ static void nested_three_levels(void) {
     RUN_CALLBACK(w, "MidS", mid, "success");
     RUN_CALLBACK(w, "TopS", top, "success");
     TH_EQ_INT(TH_QUEUE_SIZE(c, "cb"), 0);
+
     EXPECT_STATUS(c, top, 1, 0, 0, "", "2");
     EXPECT_STATUS(c, mid, 1, 0, 0, "2", "2");
     EXPECT_STATUS(c, leaf, 1, 0, 0, "", "2");
