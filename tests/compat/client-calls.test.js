@@ -28,13 +28,7 @@ after(async () => {
     if (client) {
         await client.close();
     }
-    const exit = await server.stop();
-    if (failed || exit.code !== 0) {
-        console.log(`server files kept in ${server.root}; log tail:\n${server.logTail()}`);
-    } else {
-        server.removeFiles();
-    }
-    assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
+    await server.stopAndClean(failed);
 });
 
 // Registers a test that marks the run as failed when it throws, so the server files stay.

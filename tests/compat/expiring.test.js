@@ -7,7 +7,7 @@
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
-const { FabrikServer, sleep } = require('../web/lib/server');
+const { FabrikServer, sleep, stopAll } = require('../web/lib/server');
 const { client: httpClient } = require('../web/lib/http');
 const { FwpClient } = require('../web/lib/fwp');
 const { loadFaktory, waitUntil } = require('./lib/client');
@@ -39,13 +39,7 @@ after(async () => {
     if (client) {
         await client.close();
     }
-    const exit = await server.stop();
-    if (passed === 3 && exit.code === 0) {
-        server.removeFiles();
-    } else {
-        console.log(`server files kept in ${server.root}; log tail:\n${server.logTail()}`);
-    }
-    assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
+    await stopAll([server], passed !== 3);
 });
 
 // Moves the server clock forward and runs every timer that became due.

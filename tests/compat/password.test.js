@@ -34,13 +34,7 @@ after(async () => {
         await client.close();
     }
     for (const started of servers) {
-        const exit = await started.stop();
-        if (failed || exit.code !== 0) {
-            console.log(`server files kept in ${started.root}; log tail:\n${started.logTail()}`);
-        } else {
-            started.removeFiles();
-        }
-        assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
+        await started.stopAndClean(failed);
     }
 });
 

@@ -10,7 +10,7 @@
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
-const { FabrikServer, sleep } = require('../web/lib/server');
+const { FabrikServer, sleep, stopAll } = require('../web/lib/server');
 const { client: httpClient } = require('../web/lib/http');
 const { loadFaktory } = require('./lib/client');
 
@@ -48,13 +48,7 @@ after(async () => {
     if (client) {
         await client.close();
     }
-    const exit = await server.stop();
-    if (passed && exit.code === 0) {
-        server.removeFiles();
-    } else {
-        console.log(`server files kept in ${server.root}; log tail:\n${server.logTail()}`);
-    }
-    assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
+    await stopAll([server], !passed);
 });
 
 async function pushJobs(queue, count, jobtype) {

@@ -28,13 +28,7 @@ after(async () => {
     if (client) {
         await client.close();
     }
-    const exit = await server.stop();
-    if (passed && exit.code === 0) {
-        server.removeFiles();
-    } else {
-        console.log(`server files kept in ${server.root}; log tail:\n${server.logTail()}`);
-    }
-    assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
+    await server.stopAndClean(!passed);
 });
 
 test('10,000 jobs with planned failures give exact INFO numbers', async (t) => {

@@ -6,6 +6,7 @@
 // root directory holding data/, conf/ (with conf.d/fabrik.toml when TOML is given) and
 // fabrik.log, which receives the server's stderr.
 
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -182,6 +183,18 @@ class FabrikServer {
     // the log can be inspected.
     removeFiles() {
         fs.rmSync(this.root, { recursive: true, force: true });
+    }
+
+    // Stops the server and checks that it exited cleanly after SIGTERM. Its files are kept,
+    // and their place printed, when keepFiles is true (a test failed) or the exit was not clean.
+    async stopAndClean(keepFiles) {
+        const exit = await this.stop();
+        if (keepFiles || exit.code !== 0) {
+            console.log(`server files kept in ${this.root}; log tail:\n${this.logTail()}`);
+        } else {
+            this.removeFiles();
+        }
+        assert.deepEqual(exit, { code: 0, signal: null }, 'fabrik exit status after SIGTERM');
     }
 }
 
