@@ -6,49 +6,29 @@
 // load without console errors, and a screenshot of each is saved for people to see.
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
 const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
+const { launchBrowser, openPage, screenshot } = require('./lib/browser');
 const { FwpClient } = require('./lib/fwp');
 const { client } = require('./lib/http');
 const { batchCommit, batchNew, seedBatchScenario } = require('./lib/batches');
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOT_DIR = process.env.FABRIK_WEB_SCREENSHOTS ||
-    path.resolve(__dirname, '../../build/web-screenshots');
 // The UI polls every 2 s in these tests (the minimum), so live changes show within ~2 s.
 const POLL_SECONDS = 2;
 const LIVE_TIMEOUT_MS = 8000;
 // Committed empty batches, so the list has two pages of 25.
 const FILLER_COUNT = 30;
 
-let chromium;
 let server;
 let fwp;
 let web;
+let browser;
 let context;
-let profileDir;
 let seeded;
 const tracker = new FailureTracker();
 const check = (fn) => tracker.check(fn);
 
-function requirePlaywright() {
-    try {
-        return require('playwright-core');
-    } catch (err) {
-        throw new Error(`playwright-core is not installed (${err.message}): run \`npm ci\` in ${__dirname}`);
-    }
-}
-
 before(async () => {
-    ({ chromium } = requirePlaywright());
-    if (!fs.existsSync(CHROMIUM)) {
-        throw new Error(`${CHROMIUM} is missing: install Debian's browser with \`apt-get install -y chromium\``);
-    }
     server = await new FabrikServer({ prefix: 'fabrik-web-batches-browser' }).start();
     fwp = await FwpClient.connect(server.port);
     web = client(server.webPort);
@@ -56,28 +36,13 @@ before(async () => {
         await batchCommit(fwp, await batchNew(fwp, { description: `Filler ${i}` }));
     }
     seeded = await seedBatchScenario(fwp, 'ui');
-    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fabrik-web-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1280, height: 900 },
-        baseURL: server.webUrl,
-    });
-    await context.addInitScript((seconds) => {
-        if (!localStorage.getItem('fabrik.pollInterval')) {
-            localStorage.setItem('fabrik.pollInterval', String(seconds));
-        }
-    }, POLL_SECONDS);
+    browser = await launchBrowser(server.webUrl, { pollSeconds: POLL_SECONDS });
+    context = browser.context;
 });
 
 after(async () => {
-    if (context) {
-        await context.close();
-    }
-    if (profileDir) {
-        fs.rmSync(profileDir, { recursive: true, force: true });
+    if (browser) {
+        await browser.close();
     }
     if (fwp) {
         fwp.close();
@@ -87,33 +52,8 @@ after(async () => {
     }
 });
 
-// Opens a new tab on pagePath and collects console errors and uncaught exceptions. allowed
-// lists patterns of console errors a test expects (such as a 404 it provoked).
-async function open(pagePath, { allowed = [] } = {}) {
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (message) => {
-        if (message.type() === 'error' && !allowed.some((re) => re.test(message.text()))) {
-            errors.push(`console error: ${message.text()}`);
-        }
-    });
-    page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
-    await page.goto(pagePath);
-    await page.waitForFunction(() => {
-        const count = document.querySelector('[data-summary="processed"]');
-        return count && count.textContent !== '–' && document.querySelector('main h1');
-    });
-    return {
-        page,
-        async close() {
-            await page.close();
-            assert.deepEqual(errors, [], `no console errors on ${pagePath}`);
-        },
-    };
-}
-
-async function screenshot(page, name) {
-    await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+function open(pagePath, options) {
+    return openPage(context, pagePath, options);
 }
 
 async function apiJson(pathname) {

@@ -7,42 +7,25 @@
 // throttles or cron entries.
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
-const { chromium } = requirePlaywright();
 const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
+const { SCREENSHOT_DIR, launchBrowser, openPage, screenshot, waitForSummary } = require('./lib/browser');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOT_DIR = process.env.FABRIK_WEB_SCREENSHOTS ||
-    path.resolve(__dirname, '../../build/web-screenshots');
 // The UI polls every 2 s in these tests (the minimum), so live changes show within ~2 s.
 const POLL_SECONDS = 2;
 const LIVE_TIMEOUT_MS = 8000;
 const LONG_BACKOFF_FAILURE = { retry_count: 10, remaining: 15 };
 const HOUR_MS = 3600 * 1000;
 
-// Loads playwright-core from this directory's node_modules, with a hint when it is missing.
-function requirePlaywright() {
-    try {
-        return require('playwright-core');
-    } catch (err) {
-        throw new Error(`playwright-core is not installed (${err.message}): run \`npm ci\` in ${__dirname}`);
-    }
-}
-
 let server;
 let fwp;
 let web;
 let worker;
 let heartbeat;
+let browser;
 let context;
-let profileDir;
 const tracker = new FailureTracker();
 const check = (fn) => tracker.check(fn);
 const seeded = {};
@@ -89,36 +72,18 @@ async function seed() {
 }
 
 before(async () => {
-    if (!fs.existsSync(CHROMIUM)) {
-        throw new Error(`${CHROMIUM} is missing: install Debian's browser with \`apt-get install -y chromium\``);
-    }
     server = await new FabrikServer({ prefix: 'fabrik-web-browser' }).start();
     fwp = await FwpClient.connect(server.port);
     web = client(server.webPort);
     await seed();
-    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fabrik-web-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1280, height: 900 },
-        baseURL: server.webUrl,
-    });
-    await context.addInitScript((seconds) => {
-        if (!localStorage.getItem('fabrik.pollInterval')) {
-            localStorage.setItem('fabrik.pollInterval', String(seconds));
-        }
-    }, POLL_SECONDS);
+    browser = await launchBrowser(server.webUrl, { pollSeconds: POLL_SECONDS });
+    context = browser.context;
     console.log(`screenshots are saved in ${SCREENSHOT_DIR}`);
 });
 
 after(async () => {
-    if (context) {
-        await context.close();
-    }
-    if (profileDir) {
-        fs.rmSync(profileDir, { recursive: true, force: true });
+    if (browser) {
+        await browser.close();
     }
     clearInterval(heartbeat);
     if (worker) {
@@ -132,42 +97,15 @@ after(async () => {
     }
 });
 
-// Opens a new tab on path and collects console errors and uncaught exceptions. allowed
-// lists patterns of console errors a test expects (e.g. a 503 it provoked).
-async function open(pagePath, { allowed = [] } = {}) {
-    const page = await context.newPage();
-    const errors = [];
-    page.on('console', (message) => {
-        if (message.type() === 'error' && !allowed.some((re) => re.test(message.text()))) {
-            errors.push(`console error: ${message.text()}`);
-        }
-    });
-    page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
-    await page.goto(pagePath);
-    await waitForData(page);
-    return {
-        page,
-        async close() {
-            await page.close();
-            assert.deepEqual(errors, [], `no console errors on ${pagePath}`);
-        },
-    };
+function open(pagePath, { allowed } = {}) {
+    return openPage(context, pagePath, { allowed, ready: waitForData });
 }
 
 // Waits until the summary bar and the page's table or content have data.
 async function waitForData(page) {
-    await page.waitForFunction(() => {
-        const count = document.querySelector('[data-summary="processed"]');
-        return count && count.textContent !== '–' && document.querySelector('main h1');
-    });
+    await waitForSummary(page);
     await page.waitForFunction(() => !document.querySelector('main table') ||
         document.querySelectorAll('main table tbody tr').length > 0);
-}
-
-async function screenshot(page, name) {
-    const file = path.join(SCREENSHOT_DIR, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    return file;
 }
 
 async function apiJson(pathname) {

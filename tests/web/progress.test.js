@@ -5,27 +5,19 @@
 // FWP, and Debian's Chromium through playwright-core.
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { after, before, describe, test } = require('node:test');
-const { chromium } = require('playwright-core');
 const { FabrikServer, FailureTracker, stopAll } = require('./lib/server');
+const { launchBrowser, openPage, screenshot } = require('./lib/browser');
 const { FwpClient, makeJob } = require('./lib/fwp');
 const { client } = require('./lib/http');
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOT_DIR = process.env.FABRIK_WEB_SCREENSHOTS ||
-    path.resolve(__dirname, '../../build/web-screenshots');
 
 let server;
 let fwp;
 let worker;
 let web;
+let browser;
 let context;
-let profileDir;
 const tracker = new FailureTracker();
 const check = (fn) => tracker.check(fn);
 const seeded = {};
@@ -65,11 +57,8 @@ before(async () => {
 });
 
 after(async () => {
-    if (context) {
-        await context.close();
-    }
-    if (profileDir) {
-        fs.rmSync(profileDir, { recursive: true, force: true });
+    if (browser) {
+        await browser.close();
     }
     for (const conn of [worker, fwp]) {
         if (conn) {
@@ -115,35 +104,14 @@ describe('progress in the HTTP API', () => {
 
 describe('progress in the web UI', () => {
     before(async () => {
-        fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
-        profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fabrik-web-progress-'));
-        context = await chromium.launchPersistentContext(profileDir, {
-            executablePath: CHROMIUM,
-            headless: true,
-            args: CHROMIUM_ARGS,
-            viewport: { width: 1280, height: 900 },
-            baseURL: server.webUrl,
-        });
+        browser = await launchBrowser(server.webUrl, { profilePrefix: 'fabrik-web-progress-' });
+        context = browser.context;
     });
 
-    // Opens path in a new tab that fails the test on console errors when closed.
-    async function open(pagePath) {
-        const page = await context.newPage();
-        const errors = [];
-        page.on('console', (message) => {
-            if (message.type() === 'error') {
-                errors.push(`console error: ${message.text()}`);
-            }
-        });
-        page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
-        await page.goto(pagePath);
-        return {
-            page,
-            async close() {
-                await page.close();
-                assert.deepEqual(errors, [], `no console errors on ${pagePath}`);
-            },
-        };
+    // Opens pagePath in a new tab that fails the test on console errors when closed. The
+    // tests wait for their own elements.
+    function open(pagePath) {
+        return openPage(context, pagePath, { ready: async () => {} });
     }
 
     test('Busy page shows a progress bar and text', check(async () => {
@@ -167,7 +135,7 @@ describe('progress in the web UI', () => {
         await dialog.waitFor();
         const detail = dialog.locator('dt', { hasText: 'Progress' }).locator('xpath=following-sibling::dd[1]');
         assert.equal(await detail.locator('.job-progress-text').textContent(), '40% – Copying files');
-        await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'busy-progress.png'), fullPage: true });
+        await screenshot(page, 'busy-progress');
         await close();
     }));
 
